@@ -1,0 +1,3 @@
+"""aux-secrets: vaultless secrets for NixOS and Aux."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from aux_secrets.cli.main import run
+
+run()

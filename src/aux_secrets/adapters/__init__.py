@@ -1,0 +1,1 @@
+"""Adapters: files, subprocesses, prompts and clocks, each small, around the pure core."""

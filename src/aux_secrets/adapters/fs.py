@@ -1,0 +1,96 @@
+"""Filesystem primitives every writer uses: atomic replace, locks, bounded reads."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from aux_secrets.errors import ConflictError, InputError, NotFoundError
+
+PRIVATE_UMASK = 0o077
+
+
+def set_private_umask() -> None:
+    """Files we create are for the owner only, whatever the caller's umask."""
+    os.umask(PRIVATE_UMASK)
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o600, exclusive: bool = False) -> None:
+    """Replace ``path`` with ``data`` so readers see the old bytes or the new, never a mix.
+
+    Temp file in the same directory, fsync, rename, fsync of the directory. With
+    ``exclusive`` an existing ``path`` is refused instead of replaced.
+    """
+    directory = path.parent
+    if not directory.is_dir():
+        raise NotFoundError(f"directory {directory} does not exist")
+    if exclusive and (path.exists() or path.is_symlink()):
+        raise ConflictError(f"{path} already exists")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    tmp = Path(tmp_name)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if exclusive:
+            # link() fails if the name appeared meanwhile, unlike rename().
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise ConflictError(f"{path} already exists") from None
+            tmp.unlink()
+        else:
+            os.replace(tmp, path)
+        fsync_dir(directory)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_bounded(path: Path, limit: int, *, what: str = "file") -> bytes:
+    """Read a whole file, refusing one larger than ``limit`` bytes with a clear error."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except FileNotFoundError:
+        raise NotFoundError(f"{what} {path} does not exist") from None
+    except IsADirectoryError:
+        raise InputError(f"{what} {path} is a directory") from None
+    except PermissionError:
+        raise InputError(f"{what} {path} is not readable (permission denied)") from None
+    if len(data) > limit:
+        raise InputError(f"{what} {path} is larger than {limit} bytes")
+    return data
+
+
+@contextlib.contextmanager
+def file_lock(lock_path: Path, *, wait: bool = True, what: str = "lock") -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``lock_path`` (created 0600) for the block."""
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        flags = fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB
+        try:
+            fcntl.flock(fd, flags)
+        except OSError as exc:
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise ConflictError(f"{what} {lock_path} is held by another process") from None
+            raise
+        yield
+    finally:
+        os.close(fd)

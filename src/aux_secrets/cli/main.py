@@ -1,0 +1,94 @@
+"""Entry point: builds the typer app from the command modules and maps errors to exits.
+
+Command modules import their heavy dependencies inside the command functions, so
+``aux-secrets --help`` and a single ``derive`` stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from aux_secrets import __version__
+from aux_secrets.cli import output
+from aux_secrets.errors import AuxError
+
+# Each module defines ``register(app)``; the order is the order of ``--help``.
+COMMAND_MODULES = (
+    "aux_secrets.cli.demo",
+    "aux_secrets.cli.vault",
+    "aux_secrets.cli.derive",
+    "aux_secrets.cli.store",
+    "aux_secrets.cli.render",
+    "aux_secrets.cli.manifest",
+    "aux_secrets.cli.hostside",
+    "aux_secrets.cli.provision",
+)
+
+app = typer.Typer(
+    name="aux-secrets",
+    help="Vaultless secrets for NixOS and Aux: derive, store, provision and install.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"aux-secrets {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Vaultless secrets for NixOS and Aux: derive, store, provision and install."""
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(_name).register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code (tests call this directly)."""
+    from aux_secrets.adapters.fs import set_private_umask
+
+    set_private_umask()
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="aux-secrets", standalone_mode=False)
+    except AuxError as exc:
+        output.error(exc.message, exc.hint)
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        output.error("aborted")
+        return 130
+    except typer.TyperException as exc:
+        # Usage errors from option parsing: typer's text, our one-line shape.
+        ctx = getattr(exc, "ctx", None)
+        hint = f"see '{ctx.command_path} --help'" if ctx is not None else None
+        output.error(exc.format_message(), hint)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        output.error("interrupted")
+        return 130
+    except OSError as exc:
+        # Paths and errno text only: OSError never carries a secret value.
+        where = f" {exc.filename}" if exc.filename else ""
+        output.error(f"{exc.strerror or exc}{':' if where else ''}{where}")
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Pure core: bytes in, bytes out. No files, clocks, global randomness or subprocesses."""

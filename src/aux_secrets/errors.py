@@ -1,0 +1,55 @@
+"""The one error hierarchy. The CLI maps each class to a message line and an exit code.
+
+Messages never contain secret values: they name files, secrets, realms and fields.
+"""
+
+from __future__ import annotations
+
+
+class AuxError(Exception):
+    """Base of every error aux-secrets raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(AuxError):
+    """A command-line argument or option combination that cannot work."""
+
+    exit_code = 2
+
+
+class InputError(AuxError):
+    """Malformed input: a file or value that does not parse or fails validation."""
+
+
+class FormatVersionError(InputError):
+    """A file written by a newer (or unknown) format version."""
+
+
+class DecryptError(AuxError):
+    """Authentication failed. Deliberately opaque: no detail that could serve as an oracle."""
+
+
+class WrongPasswordError(DecryptError):
+    """The master password does not open the vault."""
+
+
+class NotFoundError(AuxError):
+    """A named thing (secret, host, vault, file) does not exist."""
+
+
+class ConflictError(AuxError):
+    """The action would overwrite, replay or race something it must not."""
+
+
+class ExternalError(AuxError):
+    """A program we run (gokey, age, systemd-creds, ssh, git, systemctl) failed."""
+
+
+class PolicyError(AuxError):
+    """A request that is well-formed but refused by policy (reserved realm, too short...)."""

@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from tests.helpers import assert_one_line_error, cli
+
+
+def test_help_lists_usage() -> None:
+    result = cli("--help")
+    assert result.returncode == 0
+    assert b"Usage: aux-secrets" in result.stdout
+
+
+def test_unknown_option_is_one_line_error_with_hint() -> None:
+    result = cli("--no-such-option")
+    assert result.returncode == 2
+    assert_one_line_error(result, "--no-such-option")
+    assert b"aux-secrets: hint: " in result.stderr
+
+
+def test_version() -> None:
+    result = cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith(b"aux-secrets ")

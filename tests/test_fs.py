@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from aux_secrets.adapters.fs import atomic_write, file_lock, read_bounded
+from aux_secrets.errors import ConflictError, InputError, NotFoundError
+
+
+def test_atomic_write_creates_private_file(tmp_path: Path) -> None:
+    target = tmp_path / "secret"
+    atomic_write(target, b"value")
+    assert target.read_bytes() == b"value"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["secret"]
+
+
+def test_atomic_write_exclusive_refuses_existing(tmp_path: Path) -> None:
+    target = tmp_path / "secret"
+    target.write_bytes(b"old")
+    with pytest.raises(ConflictError):
+        atomic_write(target, b"new", exclusive=True)
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["secret"]
+
+
+def test_atomic_write_missing_directory(tmp_path: Path) -> None:
+    with pytest.raises(NotFoundError):
+        atomic_write(tmp_path / "missing" / "file", b"x")
+
+
+def test_crash_before_rename_keeps_old_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "secret"
+    atomic_write(target, b"old")
+
+    def crash(*_: object) -> None:
+        raise OSError("simulated crash")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError):
+        atomic_write(target, b"new")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["secret"]
+
+
+def test_read_bounded_limits(tmp_path: Path) -> None:
+    target = tmp_path / "f"
+    target.write_bytes(b"x" * 11)
+    with pytest.raises(InputError, match="larger than 10 bytes"):
+        read_bounded(target, 10)
+    assert read_bounded(target, 11) == b"x" * 11
+    with pytest.raises(NotFoundError):
+        read_bounded(tmp_path / "nope", 10)
+
+
+def test_lock_nonblocking_conflict(tmp_path: Path) -> None:
+    lock = tmp_path / "lock"
+    with file_lock(lock), pytest.raises(ConflictError), file_lock(lock, wait=False):
+        pass
