@@ -1,0 +1,72 @@
+"""Options and helpers every vault-using command shares: --vault and the password sources."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from aux_secrets.cli import output
+
+if TYPE_CHECKING:
+    from aux_secrets.adapters.vault import Vault
+    from aux_secrets.core.keystream import Scheme
+
+
+def vault_option() -> Any:
+    return typer.Option(
+        None,
+        "--vault",
+        metavar="DIR",
+        help="Vault directory (default: $AUX_SECRETS_VAULT, else the nearest vault.toml upward).",
+        show_default=False,
+    )
+
+
+def password_file_option() -> Any:
+    return typer.Option(
+        None,
+        "--password-file",
+        metavar="FILE",
+        help="Read the master password from FILE, whitespace trimmed "
+        "(default: $AUX_SECRETS_PASSWORD_FILE).",
+        show_default=False,
+    )
+
+
+def password_command_option() -> Any:
+    return typer.Option(
+        None,
+        "--password-command",
+        metavar="CMD",
+        help="Run CMD through the shell; its output is the master password, e.g. "
+        "'pass show aux/master' (default: $AUX_SECRETS_PASSWORD_COMMAND).",
+        show_default=False,
+    )
+
+
+def open_vault(vault: Path | None) -> Vault:
+    """The vault named by --vault, $AUX_SECRETS_VAULT, or the nearest vault.toml upward."""
+    from aux_secrets.adapters.vault import Vault
+
+    return Vault.discover(vault)
+
+
+def legacy_warning() -> None:
+    from aux_secrets.adapters.vault import LEGACY_WARNING
+
+    output.warning(LEGACY_WARNING)
+
+
+def unlock_vault(
+    vault: Path | None, password_file: Path | None, password_command: str | None
+) -> tuple[Vault, Scheme]:
+    """Find the vault, read the master password, verify it, and return the scheme."""
+    from aux_secrets.adapters.password import get_password
+
+    found = open_vault(vault)
+    if found.is_legacy:
+        legacy_warning()
+    password = get_password(password_file, password_command)
+    return found, found.unlock(password)
