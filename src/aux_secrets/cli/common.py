@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -14,36 +14,48 @@ if TYPE_CHECKING:
     from aux_secrets.core.keystream import Scheme
 
 
+VAULT_HELP = "Vault directory (default: $AUX_SECRETS_VAULT, else the nearest vault.toml upward)."
+PASSWORD_FILE_HELP = (
+    "Read the master password from FILE, whitespace trimmed (default: $AUX_SECRETS_PASSWORD_FILE)."
+)
+PASSWORD_COMMAND_HELP = (
+    "Run CMD through the shell; its output is the master password, e.g. 'pass show aux/master' "
+    "(default: $AUX_SECRETS_PASSWORD_COMMAND)."
+)
+
+
 def vault_option() -> Any:
-    return typer.Option(
-        None,
-        "--vault",
-        metavar="DIR",
-        help="Vault directory (default: $AUX_SECRETS_VAULT, else the nearest vault.toml upward).",
-        show_default=False,
-    )
+    """``vault: Path | None = vault_option()`` (or use the ``VaultOpt`` annotation)."""
+    return typer.Option(None, "--vault", metavar="DIR", help=VAULT_HELP, show_default=False)
 
 
 def password_file_option() -> Any:
     return typer.Option(
-        None,
-        "--password-file",
-        metavar="FILE",
-        help="Read the master password from FILE, whitespace trimmed "
-        "(default: $AUX_SECRETS_PASSWORD_FILE).",
-        show_default=False,
+        None, "--password-file", metavar="FILE", help=PASSWORD_FILE_HELP, show_default=False
     )
 
 
 def password_command_option() -> Any:
     return typer.Option(
-        None,
-        "--password-command",
-        metavar="CMD",
-        help="Run CMD through the shell; its output is the master password, e.g. "
-        "'pass show aux/master' (default: $AUX_SECRETS_PASSWORD_COMMAND).",
-        show_default=False,
+        None, "--password-command", metavar="CMD", help=PASSWORD_COMMAND_HELP, show_default=False
     )
+
+
+# The same options for the ``Annotated`` style (``vault: VaultOpt = None``), which keeps
+# ruff's B008 quiet.
+VaultOpt = Annotated[
+    Path | None, typer.Option("--vault", metavar="DIR", help=VAULT_HELP, show_default=False)
+]
+PasswordFileOpt = Annotated[
+    Path | None,
+    typer.Option("--password-file", metavar="FILE", help=PASSWORD_FILE_HELP, show_default=False),
+]
+PasswordCommandOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--password-command", metavar="CMD", help=PASSWORD_COMMAND_HELP, show_default=False
+    ),
+]
 
 
 def open_vault(vault: Path | None) -> Vault:
