@@ -44,7 +44,7 @@ def nix_sshopts(env: Mapping[str, str] | None = None) -> list[str]:
 
 def ssh_argv(
     destination: str,
-    remote_argv: Sequence[str],
+    remote_argv: Sequence[str] | str,
     *,
     options: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
@@ -54,15 +54,17 @@ def ssh_argv(
 
     ssh keeps the first value it sees for an option, so the explicit ``-o``
     options come first and win over NIX_SSHOPTS; BatchMode comes last so a
-    caller can still turn it off. The remote argv is quoted for the remote shell.
+    caller can still turn it off. A remote argv is quoted for the remote shell; a
+    string is taken as an already quoted command line.
     """
     if not destination or destination.startswith("-"):
         raise UsageError(f"ssh destination {destination!r} is not valid")
+    line = remote_argv if isinstance(remote_argv, str) else shlex.join(remote_argv)
     argv = [program]
     for option in options:
         argv += ["-o", option]
     argv += nix_sshopts(env)
-    argv += ["-o", "BatchMode=yes", "-T", "--", destination, shlex.join(remote_argv)]
+    argv += ["-o", "BatchMode=yes", "-T", "--", destination, line]
     return argv
 
 
@@ -95,7 +97,7 @@ def run(
 
 def run_remote(
     destination: str,
-    remote_argv: Sequence[str],
+    remote_argv: Sequence[str] | str,
     *,
     stdin: bytes = b"",
     options: Sequence[str] = (),
