@@ -1,0 +1,602 @@
+"""The vault's store/ directory: one file per fixed secret, locked atomic writes, rekey.
+
+The file format is aux_secrets.core.storefile; this module owns paths, the lock,
+the clock, randomness, the rekey journal, and external command sources.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import subprocess
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Protocol
+
+from aux_secrets.adapters.fs import atomic_write, file_lock, fsync_dir, read_bounded
+from aux_secrets.core import storefile as sf
+from aux_secrets.core.keystream import Scheme
+from aux_secrets.errors import (
+    AuxError,
+    ConflictError,
+    DecryptError,
+    ExternalError,
+    InputError,
+    NotFoundError,
+    PolicyError,
+    UsageError,
+)
+
+LOCK = ".lock"
+GITIGNORE = ".gitignore"
+PENDING = ".rekey-pending"
+JOURNAL = ".rekey-journal"
+REKEY_SUFFIX = ".rekey"
+GITIGNORE_TEXT = (
+    b"# aux-secrets store: the lock and the rekey journal are not secrets\n"
+    b"/.lock\n/.rekey-*\n.*.tmp\n.*.rekey\n"
+)
+HEADER_READ = 4096
+
+Committer = Callable[[Sequence[Path], str], None]
+
+
+def store_key(scheme: Scheme, name: str) -> bytes:
+    """The 32-byte key of ``name``'s file: the reserved realm's raw stream."""
+    return scheme.stream(sf.store_realm(name), "raw").read(sf.KEY_SIZE)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+@dataclass(frozen=True)
+class ListEntry:
+    """One file as ``store list`` sees it: readable metadata, or why it is unreadable."""
+
+    name: str
+    meta: sf.StoreMeta | None
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    good: tuple[str, ...]
+    bad: tuple[tuple[str, str], ...]  # (name, one-line message)
+    stray: tuple[str, ...]  # paths relative to the store that are not store files
+
+
+@dataclass(frozen=True)
+class RekeyResult:
+    count: int
+    already: bool = False
+    paths: tuple[Path, ...] = ()
+
+
+class StoreDir:
+    """A store directory (normally ``<vault>/store``).
+
+    ``committer``, when set, is called under the lock after each change with the
+    touched paths and a message such as ``store add github/deploy-token``.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        committer: Committer | None = None,
+        random: Callable[[int], bytes] = os.urandom,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self.root = Path(root)
+        self.committer = committer
+        self._random = random
+        self._clock = clock
+
+    # --- paths and listing ---------------------------------------------------
+
+    def path_for(self, name: str) -> Path:
+        sf.validate_name(name)
+        return self.root.joinpath(*name.split("/")).with_name(name.split("/")[-1] + sf.SUFFIX)
+
+    def names(self) -> list[str]:
+        """Every secret name in the store, sorted (reads no file)."""
+        self._wait_for_rekey()
+        return sorted(name for name, _ in self._walk())
+
+    def _walk(self) -> Iterator[tuple[str, Path]]:
+        if not self.root.is_dir():
+            return
+        for directory, dirs, files in os.walk(self.root):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            rel = os.path.relpath(directory, self.root)
+            for file in files:
+                if file.startswith(".") or not file.endswith(sf.SUFFIX):
+                    continue
+                stem = file[: -len(sf.SUFFIX)]
+                name = stem if rel == "." else f"{rel}/{stem}"
+                yield name, Path(directory, file)
+
+    def _strays(self) -> list[str]:
+        strays: list[str] = []
+        if not self.root.is_dir():
+            return strays
+        for directory, dirs, files in os.walk(self.root):
+            dirs[:] = [d for d in dirs if d != ".git"]
+            for file in files:
+                rel = os.path.relpath(os.path.join(directory, file), self.root)
+                if rel in (LOCK, GITIGNORE):
+                    continue
+                if file.startswith(".") or not file.endswith(sf.SUFFIX):
+                    strays.append(rel)
+                    continue
+                try:
+                    sf.validate_name(rel[: -len(sf.SUFFIX)])
+                except PolicyError:
+                    strays.append(rel)
+        return sorted(strays)
+
+    def exists(self, name: str) -> bool:
+        path = self.path_for(name)
+        return path.exists() or path.is_symlink()
+
+    def entries(self) -> list[ListEntry]:
+        """Names and readable metadata of every file; no key, no decryption."""
+        self._wait_for_rekey()
+        entries = []
+        for name, path in sorted(self._walk()):
+            what = f"store secret {name}"
+            try:
+                sf.validate_name(name)
+                with path.open("rb") as handle:
+                    head = handle.read(HEADER_READ)
+                meta, _, _ = sf.parse_header(head, what)
+                if meta.name != name:
+                    raise InputError(f"{what}: the file holds another name (renamed?)")
+            except (AuxError, OSError) as exc:
+                message = exc.message if isinstance(exc, AuxError) else f"{what}: {exc.strerror}"
+                entries.append(ListEntry(name, None, message))
+                continue
+            entries.append(ListEntry(name, meta))
+        return entries
+
+    # --- reading ---------------------------------------------------------------
+
+    def _load(self, name: str) -> bytes:
+        path = self.path_for(name)
+        if not path.exists():
+            raise NotFoundError(
+                f"store secret {name} does not exist",
+                hint="see 'aux-secrets store list'",
+            )
+        return read_bounded(path, sf.MAX_FILE, what=f"store file for {name}")
+
+    def _decrypt(self, scheme: Scheme, name: str) -> tuple[sf.StoreMeta, sf.Payload]:
+        return sf.decrypt_file(store_key(scheme, name), self._load(name), name)
+
+    def read(self, scheme: Scheme, name: str) -> sf.StoredSecret:
+        """Decrypt ``name``: current value, retired values (newest first), note, metadata."""
+        self._wait_for_rekey()
+        return sf.to_secret(*self._decrypt(scheme, name))
+
+    def verify(self, scheme: Scheme) -> VerifyReport:
+        """Decrypt every file; collect each failure by name instead of stopping."""
+        self._wait_for_rekey()
+        good: list[str] = []
+        bad: list[tuple[str, str]] = []
+        for name, _ in sorted(self._walk()):
+            try:
+                self._decrypt(scheme, name)
+            except AuxError as exc:
+                bad.append((name, exc.message))
+            else:
+                good.append(name)
+        return VerifyReport(tuple(good), tuple(bad), tuple(self._strays()))
+
+    # --- writing ---------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[list[Path]]:
+        """Hold the store lock (creating the store); yields a list of paths created here."""
+        created: list[Path] = []
+        if not self.root.is_dir():
+            self.root.mkdir(mode=0o700, parents=True)
+        ignore = self.root / GITIGNORE
+        if not ignore.exists():
+            with contextlib.suppress(ConflictError):
+                atomic_write(ignore, GITIGNORE_TEXT, mode=0o644, exclusive=True)
+                created.append(ignore)
+        with file_lock(self.root / LOCK, what="store lock"):
+            self._recover()
+            yield created
+
+    def _write(self, name: str, data: bytes, *, exclusive: bool) -> Path:
+        path = self.path_for(name)
+        self._make_dirs(path.parent)
+        try:
+            atomic_write(path, data, mode=0o600, exclusive=exclusive)
+        except ConflictError:
+            raise ConflictError(
+                f"store secret {name} already exists",
+                hint=f"use 'aux-secrets store set {name}' to replace its value",
+            ) from None
+        return path
+
+    def _make_dirs(self, directory: Path) -> None:
+        missing = []
+        while not directory.is_dir():
+            missing.append(directory)
+            directory = directory.parent
+        for d in reversed(missing):
+            d.mkdir(mode=0o700)
+            fsync_dir(d.parent)
+
+    def _prune_dirs(self, directory: Path) -> None:
+        while directory != self.root and directory.is_relative_to(self.root):
+            try:
+                directory.rmdir()
+            except OSError:
+                return
+            fsync_dir(directory.parent)
+            directory = directory.parent
+
+    def _changed(self, paths: Sequence[Path], message: str) -> None:
+        if self.committer is not None:
+            self.committer(paths, message)
+
+    def _seal(self, scheme: Scheme, meta: sf.StoreMeta, payload: sf.Payload) -> bytes:
+        return sf.encrypt_file(
+            store_key(scheme, meta.name), self._random(sf.NONCE_SIZE), meta, payload
+        )
+
+    def add(
+        self,
+        scheme: Scheme,
+        name: str,
+        value: bytes,
+        *,
+        note: str = "",
+        expires: date | None = None,
+    ) -> Path:
+        """Store a new secret (version 1); an existing name is refused."""
+        sf.validate_name(name)
+        sf.check_value(name, value)
+        now = self._clock()
+        meta = sf.StoreMeta(name, now, now, 1, expires)
+        data = self._seal(scheme, meta, sf.Payload(value, note))
+        with self.locked() as created:
+            if self.exists(name):
+                raise ConflictError(
+                    f"store secret {name} already exists",
+                    hint=f"use 'aux-secrets store set {name}' to replace its value",
+                )
+            path = self._write(name, data, exclusive=True)
+            self._changed([*created, path], f"store add {name}")
+        return path
+
+    def set(
+        self,
+        scheme: Scheme,
+        name: str,
+        value: bytes,
+        *,
+        keep: int = 1,
+        note: str | sf.Unchanged = sf.KEEP,
+        expires: date | sf.Unchanged | None = sf.KEEP,
+    ) -> Path:
+        """Replace the value; the previous one becomes the newest retired value."""
+        sf.validate_name(name)
+        sf.check_value(name, value)
+        with self.locked() as created:
+            meta, payload = self._decrypt(scheme, name)
+            meta, payload = sf.replaced(
+                meta, payload, value, self._clock(), keep=keep, note=note, expires=expires
+            )
+            path = self._write(name, self._seal(scheme, meta, payload), exclusive=False)
+            self._changed([*created, path], f"store set {name}")
+        return path
+
+    def remove(self, name: str) -> Path:
+        """Delete a secret's file (no key needed; git keeps the history)."""
+        with self.locked() as created:
+            path = self.path_for(name)
+            if not path.exists() and not path.is_symlink():
+                raise NotFoundError(
+                    f"store secret {name} does not exist", hint="see 'aux-secrets store list'"
+                )
+            path.unlink()
+            fsync_dir(path.parent)
+            self._prune_dirs(path.parent)
+            self._changed([*created, path], f"store rm {name}")
+        return path
+
+    def rename(self, scheme: Scheme, old: str, new: str) -> tuple[Path, Path]:
+        """Move a secret to a new name: re-encrypted under the new name's key.
+
+        Times, version, expiry, note and retired values are kept. A crash between
+        writing the new file and removing the old leaves both, never neither.
+        """
+        sf.validate_name(new)
+        if old == new:
+            raise UsageError(f"store rename: the old and the new name are both {old}")
+        with self.locked() as created:
+            meta, payload = self._decrypt(scheme, old)
+            if self.exists(new):
+                raise ConflictError(
+                    f"store secret {new} already exists",
+                    hint=f"remove it first with 'aux-secrets store rm {new}'",
+                )
+            new_meta = sf.StoreMeta(new, meta.created, meta.updated, meta.version, meta.expires)
+            new_path = self._write(new, self._seal(scheme, new_meta, payload), exclusive=True)
+            old_path = self.path_for(old)
+            old_path.unlink()
+            fsync_dir(old_path.parent)
+            self._prune_dirs(old_path.parent)
+            self._changed([*created, old_path, new_path], f"store rename {old} {new}")
+        return old_path, new_path
+
+    # --- rekey -------------------------------------------------------------------
+
+    def rekey(self, old: Scheme, new: Scheme, *, source: StoreDir | None = None) -> RekeyResult:
+        """Re-encrypt every file from ``old``'s keys to ``new``'s, all or none.
+
+        With ``source`` (another store directory, e.g. the old vault's), its files
+        are read and the results written here; this store must then hold no secret.
+        """
+        with self.locked() as created:
+            src = self if source is None else source
+            if src is not self and src.root.resolve() == self.root.resolve():
+                src = self
+            if src is not self:
+                src._wait_for_rekey()
+                if any(True for _ in self._walk()):
+                    raise ConflictError(
+                        f"store {self.root} already holds secrets; rekey from another store "
+                        "only into an empty one"
+                    )
+            names = sorted(name for name, _ in src._walk())
+            pending = self.root / PENDING
+            atomic_write(pending, b"rekey in progress\n", exclusive=True)
+            staged: list[tuple[Path, Path]] = []
+            bad: list[str] = []
+            try:
+                for name in names:
+                    try:
+                        meta, payload = src._decrypt(old, name)
+                    except AuxError:
+                        bad.append(name)
+                        continue
+                    if bad:
+                        continue
+                    target = self.path_for(name)
+                    self._make_dirs(target.parent)
+                    temp = target.with_name("." + target.name + REKEY_SUFFIX)
+                    _write_new(temp, self._seal(new, meta, payload))
+                    staged.append((temp, target))
+                if bad and self._already_rekeyed(new, src, names, bad):
+                    self._roll_back()
+                    return RekeyResult(0, already=True)
+                if bad:
+                    raise self._rekey_failure(bad)
+                for directory in {t.parent for t, _ in staged}:
+                    fsync_dir(directory)
+            except BaseException:
+                self._roll_back()
+                raise
+            journal = "".join(os.path.relpath(t, self.root) + "\n" for _, t in staged)
+            atomic_write(self.root / JOURNAL, journal.encode("utf-8"))
+            self._roll_forward()
+            targets = tuple(target for _, target in staged)
+            if targets:
+                self._changed([*created, *targets], f"store rekey ({len(targets)} secrets)")
+        return RekeyResult(len(targets), paths=targets)
+
+    @staticmethod
+    def _already_rekeyed(new: Scheme, src: StoreDir, names: list[str], bad: list[str]) -> bool:
+        """Every file failed with the old keys: are they all under the new ones already?"""
+        if len(bad) != len(names):
+            return False
+        try:
+            for name in names:
+                src._decrypt(new, name)
+        except AuxError:
+            return False
+        return True
+
+    @staticmethod
+    def _rekey_failure(bad: list[str]) -> AuxError:
+        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        return DecryptError(
+            f"{len(bad)} store secrets cannot be decrypted with the old keys: {shown}; "
+            "nothing was changed",
+            hint="check the old vault and its password; 'aux-secrets store verify' lists them",
+        )
+
+    def _wait_for_rekey(self) -> None:
+        """Readers take no lock, except to finish or undo an interrupted rekey."""
+        if (self.root / PENDING).exists() or (self.root / JOURNAL).exists():
+            with file_lock(self.root / LOCK, what="store lock"):
+                self._recover()
+
+    def _recover(self) -> None:
+        if (self.root / JOURNAL).exists():
+            self._roll_forward()
+        elif (self.root / PENDING).exists():
+            self._roll_back()
+
+    def _roll_forward(self) -> None:
+        journal = self.root / JOURNAL
+        dirs: set[Path] = set()
+        for rel in journal.read_text("utf-8").splitlines():
+            target = self.root / rel
+            temp = target.with_name("." + target.name + REKEY_SUFFIX)
+            if temp.exists():
+                os.replace(temp, target)
+                dirs.add(target.parent)
+        for directory in dirs:
+            fsync_dir(directory)
+        journal.unlink()
+        (self.root / PENDING).unlink(missing_ok=True)
+        fsync_dir(self.root)
+
+    def _roll_back(self) -> None:
+        for directory, dirs, files in os.walk(self.root):
+            dirs[:] = [d for d in dirs if d != ".git"]
+            for file in files:
+                if file.startswith(".") and file.endswith(sf.SUFFIX + REKEY_SUFFIX):
+                    os.unlink(os.path.join(directory, file))
+        (self.root / PENDING).unlink(missing_ok=True)
+        fsync_dir(self.root)
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# --- external sources ------------------------------------------------------------
+
+
+def parse_sources(table: object) -> dict[str, str]:
+    """Validate ``[store.sources]``: prefix -> command template."""
+    if table is None:
+        return {}
+    if not isinstance(table, Mapping):
+        raise InputError("vault.toml: [store.sources] must be a table of prefix = command")
+    sources: dict[str, str] = {}
+    for prefix, template in table.items():
+        where = f"vault.toml: store.sources.{prefix!r}"
+        if not isinstance(prefix, str) or not prefix or prefix.startswith(("/", "-", ".")):
+            raise InputError(f"{where}: the prefix must be a non-empty relative name prefix")
+        if not isinstance(template, str) or not template.strip():
+            raise InputError(f"{where}: the command template must be a non-empty string")
+        try:
+            argv = shlex.split(template)
+        except ValueError as exc:
+            raise InputError(f"{where}: the command does not parse ({exc})") from None
+        if not argv or "{" in argv[0]:
+            raise InputError(f"{where}: the program name must be fixed, not a placeholder")
+        sources[prefix] = template
+    return sources
+
+
+def match_source(sources: Mapping[str, str], name: str) -> tuple[str, str] | None:
+    """(prefix, template) of the longest prefix of ``name``, or None."""
+    best = max(
+        (p for p in sources if name.startswith(p) and len(name) > len(p)), key=len, default=None
+    )
+    return None if best is None else (best, sources[best])
+
+
+def source_argv(template: str, prefix: str, name: str) -> list[str]:
+    """The argument vector: the template split like a shell, placeholders filled per argument."""
+    sf.validate_name(name)
+    rest = name[len(prefix) :]
+    return [
+        arg.replace("{name}", rest).replace("{fullname}", name) for arg in shlex.split(template)
+    ]
+
+
+def run_source(template: str, prefix: str, name: str) -> bytes:
+    """Run an external source for ``name`` and return its output (one trailing newline removed)."""
+    argv = source_argv(template, prefix, name)
+    try:
+        with subprocess.Popen(argv, stdout=subprocess.PIPE) as proc:
+            assert proc.stdout is not None
+            out = proc.stdout.read(sf.MAX_VALUE + 2)
+            too_big = len(out) > sf.MAX_VALUE + 1
+            if too_big:
+                proc.kill()
+            code = proc.wait()
+    except FileNotFoundError:
+        raise ExternalError(
+            f"external source for {name}: program {argv[0]!r} not found",
+            hint="check [store.sources] in vault.toml",
+        ) from None
+    if too_big:
+        raise InputError(f"external source for {name} printed more than {sf.MAX_VALUE} bytes")
+    if code != 0:
+        raise ExternalError(f"external source for {name}: {argv[0]} exited with status {code}")
+    if out.endswith(b"\n"):
+        out = out[:-1]
+    sf.check_value(name, out)
+    return out
+
+
+# --- a vault's store ---------------------------------------------------------------
+
+
+class VaultLike(Protocol):
+    root: Path
+    store_dir: Path
+
+    def section(self, name: str) -> dict[str, object]: ...
+
+
+@dataclass
+class VaultStore:
+    """The store as a vault configures it: files, external sources, git commits."""
+
+    dir: StoreDir
+    sources: dict[str, str]
+    commit: bool
+
+    def get(self, scheme: Scheme, name: str) -> sf.StoredSecret:
+        """A stored secret, or an external source's output (no retired values, no metadata)."""
+        sf.validate_name(name)
+        matched = match_source(self.sources, name)
+        if matched is not None:
+            return sf.StoredSecret(name=name, current=run_source(matched[1], matched[0], name))
+        return self.dir.read(scheme, name)
+
+    def refuse_external(self, name: str, action: str) -> None:
+        matched = match_source(self.sources, name)
+        if matched is not None:
+            raise PolicyError(
+                f"store secret {name} comes from an external source ({matched[0]}*); "
+                f"{action} it there",
+                hint="see [store.sources] in vault.toml",
+            )
+
+
+def vault_store(
+    vault: VaultLike,
+    *,
+    commit: bool | None = None,
+    on_commit_error: Callable[[AuxError], None] | None = None,
+) -> VaultStore:
+    """The store of ``vault`` with its ``[store]`` settings (commit, sources).
+
+    ``commit=False`` (--no-commit) overrides the setting. Commit failures go to
+    ``on_commit_error`` (the change itself is already on disk) or are raised.
+    """
+    from aux_secrets.adapters import git
+
+    section = vault.section("store")
+    setting = section.get("commit", True)
+    if not isinstance(setting, bool):
+        raise InputError("vault.toml: store.commit must be true or false")
+    sources = parse_sources(section.get("sources"))
+    enabled = setting and commit is not False
+    committer: Committer | None = None
+    if enabled and git.is_repository(vault.root):
+
+        def committer(paths: Sequence[Path], message: str) -> None:
+            try:
+                git.commit_paths(vault.root, paths, message)
+            except ExternalError as exc:
+                if on_commit_error is None:
+                    raise
+                on_commit_error(exc)
+
+    return VaultStore(StoreDir(vault.store_dir, committer=committer), sources, enabled)
