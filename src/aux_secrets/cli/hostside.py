@@ -1,9 +1,360 @@
-"""Placeholder: this command group is being built."""
+"""Host-side commands: activate a delivered bundle, show status, verify the audit log.
+
+These run as root on the host. ``--root DIR`` prefixes every path the manifest names
+(storeDir, runtimeDir, host keys) and the default manifest path, so tests, image builders
+and the demo never touch the real system. ``install`` lives in this module as well.
+"""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+
+if TYPE_CHECKING:
+    from aux_secrets.adapters.localstore import LocalStore
+    from aux_secrets.core.localstore import StoreMeta
+    from aux_secrets.core.manifest import Manifest, Settings
+
+# --------------------------------------------------------------------------- shared options
+# Reused by every host-side command (activate, status, audit, install).
+
+DEFAULT_MANIFEST = "/etc/aux-secrets/manifest.json"
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+MAX_BUNDLE_BYTES = 80 * 1024 * 1024
+
+
+MANIFEST_HELP = (
+    f"The host's manifest (default: ROOT{DEFAULT_MANIFEST}). Taken as given, "
+    "not prefixed by --root."
+)
+ROOT_HELP = "Prefix every path (store, runtime dir, host keys, default manifest) with DIR."
+
+# ``manifest: ManifestOpt = None``, ``root: RootOpt = None``, ``as_json: JsonOpt = False``.
+ManifestOpt = Annotated[
+    Path | None, typer.Option("--manifest", "-m", metavar="PATH", help=MANIFEST_HELP)
+]
+RootOpt = Annotated[Path | None, typer.Option("--root", metavar="DIR", help=ROOT_HELP)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+
+
+def resolve_root(root: Path | None) -> Path:
+    """The --root directory as an absolute path (``/`` when not given)."""
+    from aux_secrets.errors import NotFoundError
+
+    if root is None:
+        return Path("/")
+    resolved = root.absolute()
+    if not resolved.is_dir():
+        raise NotFoundError(f"root directory {root} does not exist")
+    return resolved
+
+
+def manifest_path(manifest: Path | None, root: Path) -> tuple[Path, bool]:
+    """The manifest file and whether the operator named it explicitly."""
+    from aux_secrets.adapters.localstore import under_root
+
+    if manifest is not None:
+        return manifest, True
+    return under_root(root, DEFAULT_MANIFEST), False
+
+
+def load_manifest(manifest: Path | None, root: Path, *, required: bool = True) -> Manifest | None:
+    """Parse the manifest (strict). Without --manifest and ``required=False``, a missing
+    default manifest gives None (the built-in settings apply)."""
+    from aux_secrets.adapters.fs import read_bounded
+    from aux_secrets.core.manifest import parse_manifest
+    from aux_secrets.errors import NotFoundError
+
+    path, explicit = manifest_path(manifest, root)
+    if not explicit and not required and not path.exists():
+        return None
+    if not path.exists():
+        raise NotFoundError(
+            f"manifest {path} does not exist",
+            hint="pass --manifest PATH (the NixOS module writes /etc/aux-secrets/manifest.json)",
+        )
+    return parse_manifest(
+        read_bounded(path, MAX_MANIFEST_BYTES, what="manifest"), filename=str(path)
+    )
+
+
+def settings_of(manifest: Manifest | None) -> Settings:
+    from aux_secrets.core.manifest import Settings
+
+    return manifest.settings if manifest is not None else Settings()
+
+
+def open_store(manifest: Manifest | None, root: Path) -> LocalStore:
+    from aux_secrets.adapters.localstore import LocalStore
+
+    return LocalStore(settings_of(manifest), root)
+
+
+# --------------------------------------------------------------------------- activate
+
+
+def activate(
+    bundle: str = typer.Option(
+        ...,
+        "--bundle",
+        "-b",
+        metavar="FILE|-",
+        help="The delivered bundle (age file); - reads stdin.",
+    ),
+    manifest: ManifestOpt = None,
+    root: RootOpt = None,
+    host: str | None = typer.Option(
+        None, "--host", help="This host's name (default: the manifest's host)."
+    ),
+    as_json: JsonOpt = False,
+) -> None:
+    """Open a bundle with the host key and seal it into the local store.
+
+    Refuses a bundle made for another host, one whose serial is not newer than the active
+    one (replay), and a tampered one, changing nothing. Example:
+
+    \b
+        aux-secrets activate --bundle /tmp/web1.age
+        ssh root@web1 aux-secrets activate --bundle - < web1.age
+    """
+    import json
+
+    from aux_secrets.adapters.fs import read_bounded
+    from aux_secrets.cli import output
+    from aux_secrets.core.bundle import format_instant
+    from aux_secrets.errors import InputError, UsageError
+
+    root_dir = resolve_root(root)
+    parsed = load_manifest(manifest, root_dir, required=host is None)
+    this_host = host if host is not None else parsed.host if parsed is not None else None
+    if this_host is None:
+        raise UsageError("no host name: pass --host NAME or --manifest PATH")
+    if parsed is not None and host is not None and host != parsed.host:
+        raise UsageError(f"--host {host} differs from the manifest's host {parsed.host}")
+    if bundle == "-":
+        data = sys.stdin.buffer.read(MAX_BUNDLE_BYTES + 1)
+        if len(data) > MAX_BUNDLE_BYTES:
+            raise InputError(f"bundle on stdin is larger than {MAX_BUNDLE_BYTES} bytes")
+        if not data:
+            raise InputError("no bundle on stdin")
+    else:
+        data = read_bounded(Path(bundle), MAX_BUNDLE_BYTES, what="bundle")
+    store = open_store(parsed, root_dir)
+    result = store.activate(data, this_host, manifest=parsed)
+    meta = result.meta
+    if as_json:
+        report = {
+            "host": meta.host,
+            "serial": meta.serial,
+            "previousSerial": result.previous_serial,
+            "bundleId": meta.bundle_id,
+            "created": format_instant(meta.created),
+            "backend": meta.backend,
+            "changed": list(result.changed),
+            "removed": list(result.removed),
+            "credentials": [str(p) for p in result.credentials],
+        }
+        output.write_stdout_bytes(json.dumps(report, indent=2).encode() + b"\n")
+        return
+    output.info(
+        f"activated bundle {meta.bundle_id} serial {meta.serial} for {meta.host} "
+        f"(backend {meta.backend}): {len(result.changed)} changed, {len(result.removed)} removed"
+    )
+    for name in result.changed:
+        output.info(f"  changed  {name}")
+    for name in result.removed:
+        output.info(f"  removed  {name}")
+
+
+# --------------------------------------------------------------------------- install
+# `install` (the installer) is registered from here as well; see register().
+
+
+# --------------------------------------------------------------------------- status
+
+
+def _slot_choice(meta: StoreMeta, name: str, at: Any) -> tuple[str | None, str | None, Any]:
+    """(label, fingerprint, next change) of a secret's live slot at ``at``."""
+    from aux_secrets.core.bundle import OPEN_NOT_AFTER
+
+    slots = meta.secrets[name].slots
+    containing = sorted(
+        (s for s in slots if s.not_before <= at < s.not_after),
+        key=lambda s: (s.role == "current", s.not_before),
+        reverse=True,
+    )
+    chosen = containing[0] if containing else None
+    boundaries = [s.not_before for s in slots if s.not_before > at]
+    boundaries += [s.not_after for s in containing if s.not_after < OPEN_NOT_AFTER]
+    nxt = min(boundaries) if boundaries else None
+    if chosen is None:
+        return None, None, nxt
+    return chosen.label, chosen.fingerprint, nxt
+
+
+def status_report(manifest: Manifest | None, root: Path, at: Any) -> dict[str, Any]:
+    """What ``status --json`` prints: no values, only keyed fingerprints and metadata."""
+    import os
+
+    from aux_secrets.adapters.localstore import under_root
+    from aux_secrets.core.bundle import OPEN_NOT_AFTER, OPEN_NOT_BEFORE, format_instant
+    from aux_secrets.core.manifest import DeriveSource
+
+    settings = settings_of(manifest)
+    store = open_store(manifest, root)
+    meta = store.active_meta()
+    runtime = under_root(root, settings.runtime_dir)
+    generation = os.path.basename(os.readlink(runtime)) if runtime.is_symlink() else None
+    names = set(manifest.secrets) if manifest is not None else set()
+    names |= set(meta.secrets) if meta is not None else set()
+    secrets: dict[str, Any] = {}
+    upcoming = []
+    for name in sorted(names):
+        spec = manifest.secrets.get(name) if manifest is not None else None
+        source = (
+            None if spec is None else "derive" if isinstance(spec.source, DeriveSource) else "store"
+        )
+        entry: dict[str, Any] = {
+            "source": source,
+            "inManifest": spec is not None,
+            "inStore": meta is not None and name in meta.secrets,
+            "fingerprint": None,
+            "label": None,
+            "slots": [],
+        }
+        if meta is not None and name in meta.secrets:
+            label, fp, nxt = _slot_choice(meta, name, at)
+            entry["label"], entry["fingerprint"] = label, fp
+            entry["slots"] = [
+                {
+                    "role": s.role,
+                    "label": s.label,
+                    "notBefore": None
+                    if s.not_before == OPEN_NOT_BEFORE
+                    else format_instant(s.not_before),
+                    "notAfter": None
+                    if s.not_after == OPEN_NOT_AFTER
+                    else format_instant(s.not_after),
+                    "fingerprint": s.fingerprint,
+                }
+                for s in meta.secrets[name].slots
+            ]
+            if nxt is not None:
+                upcoming.append(nxt)
+        secrets[name] = entry
+    return {
+        "version": 1,
+        "host": manifest.host if manifest is not None else meta.host if meta is not None else None,
+        "time": format_instant(at),
+        "backend": meta.backend if meta is not None else settings.backend,
+        "storeDir": str(store.store_dir),
+        "active": None
+        if meta is None
+        else {
+            "serial": meta.serial,
+            "bundleId": meta.bundle_id,
+            "created": format_instant(meta.created),
+            "host": meta.host,
+            "credentialKey": meta.credential_key,
+        },
+        "generation": generation,
+        "nextRotation": format_instant(min(upcoming)) if upcoming else None,
+        "secrets": secrets,
+    }
+
+
+def status(
+    manifest: ManifestOpt = None,
+    root: RootOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the active bundle, backend, each secret's keyed fingerprint and source.
+
+    Reads only clear metadata: no decrypt, no TPM access, never a value. Example:
+
+    \b
+        aux-secrets status
+        aux-secrets status --json --root /tmp/demo-root
+    """
+    import json
+    from datetime import UTC, datetime
+
+    from aux_secrets.cli import output
+
+    root_dir = resolve_root(root)
+    parsed = load_manifest(manifest, root_dir, required=False)
+    report = status_report(parsed, root_dir, datetime.now(UTC).replace(microsecond=0))
+    if as_json:
+        output.write_stdout_bytes(json.dumps(report, indent=2, sort_keys=True).encode() + b"\n")
+        return
+    active = report["active"]
+    lines = [f"store      {report['storeDir']} (backend {report['backend']})"]
+    if active is None:
+        lines.append("active     none (run aux-secrets activate --bundle FILE)")
+    else:
+        lines.append(
+            f"active     serial {active['serial']}, bundle {active['bundleId']}, "
+            f"created {active['created']}, host {active['host']}"
+        )
+    lines.append(f"generation {report['generation'] or 'none'}")
+    lines.append(f"next       {report['nextRotation'] or 'no rotation due'}")
+    for name, entry in report["secrets"].items():
+        where = (
+            "missing from store" if not entry["inStore"] else entry["fingerprint"] or "no live slot"
+        )
+        lines.append(
+            f"  {name:<30} {entry['source'] or '-':<7} {entry['label'] or '-':<10} {where}"
+        )
+    output.write_stdout_bytes(("\n".join(lines) + "\n").encode())
+
+
+# --------------------------------------------------------------------------- audit
+
+
+audit_app = typer.Typer(
+    help="The host's audit log (storeDir/audit.jsonl).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+
+@audit_app.command("verify")
+def audit_verify(
+    manifest: ManifestOpt = None,
+    root: RootOpt = None,
+) -> None:
+    """Check the audit log's hash chain: a changed, removed or reordered entry fails.
+
+    Example:
+
+    \b
+        aux-secrets audit verify
+        aux-secrets audit verify --root /tmp/demo-root
+    """
+    from aux_secrets.adapters.audit import AuditLog
+    from aux_secrets.adapters.localstore import under_root
+    from aux_secrets.cli import output
+
+    root_dir = resolve_root(root)
+    settings = settings_of(load_manifest(manifest, root_dir, required=False))
+    log = AuditLog(under_root(root_dir, settings.store_dir))
+    entries = log.verify()
+    last = (
+        f", last {entries[-1].event.event} at {entries[-1].event.time:%Y-%m-%dT%H:%M:%SZ}"
+        if entries
+        else ""
+    )
+    output.write_stdout_bytes(f"audit log {log.path}: ok, {len(entries)} entries{last}\n".encode())
+
+
+# --------------------------------------------------------------------------- registration
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("activate")(activate)
+    # app.command("install")(install)  -- the installer command registers here.
+    app.command("status")(status)
+    app.add_typer(audit_app, name="audit")

@@ -1,0 +1,355 @@
+"""The host's local store under ``storeDir``: activate a delivered bundle, load it back.
+
+Layout (docs/spec/local-store.md):
+
+    storeDir/store.json           clear metadata (core/localstore.py), the commit point
+    storeDir/store-SERIAL.bin     sealed envelope (systemd-creds, plain backends)
+    storeDir/store-SERIAL.age     the delivered bundle as is (age backend)
+    storeDir/credentials/N.cred   individual systemd credentials (secrets with `credential`)
+    storeDir/audit.jsonl          the audit log (adapters/audit.py)
+
+``activate`` writes the new blob under a new name, then replaces ``store.json`` with one
+rename: a crash before the rename leaves the old store active and whole. ``load`` does
+exactly one decrypt whatever the number of secrets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from aux_secrets.adapters import bundle_age
+from aux_secrets.adapters.audit import AuditLog
+from aux_secrets.adapters.fs import atomic_write, file_lock, read_bounded
+from aux_secrets.adapters.systemd_creds import SystemdCreds
+from aux_secrets.core.audit import AuditEvent
+from aux_secrets.core.bundle import BundlePayload, BundleSecret, decode_payload
+from aux_secrets.core.fingerprint import fingerprint
+from aux_secrets.core.localstore import (
+    BACKENDS,
+    KEY_BYTES,
+    KIND_PLAIN,
+    KIND_SYSTEMD_CREDS,
+    NONCE_BYTES,
+    StoreMeta,
+    check_payload_matches,
+    decode_meta,
+    encode_meta,
+    meta_for,
+    open_blob,
+    parse_blob,
+    seal_blob,
+)
+from aux_secrets.errors import ConflictError, InputError, NotFoundError, PolicyError
+
+if TYPE_CHECKING:
+    from aux_secrets.core.manifest import Manifest, Settings
+
+META_NAME = "store.json"
+LOCK_NAME = "store.lock"
+CREDENTIALS_DIR = "credentials"
+STORE_CREDENTIAL_NAME = "aux-secrets-store"
+MAX_META_BYTES = 64 * 1024 * 1024
+MAX_BLOB_BYTES = 96 * 1024 * 1024
+
+
+def under_root(root: Path, path: str | os.PathLike[str]) -> Path:
+    """``path`` (absolute, from the manifest) inside ``root``; ``/`` leaves it unchanged."""
+    text = os.fspath(path)
+    if not text.startswith("/"):
+        raise InputError(f"path {text!r} is not absolute")
+    return root / text.lstrip("/") if root != Path("/") else Path(text)
+
+
+def credentials_env(root: Path, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for systemd-creds: under a --root other than /, the host key
+    (SYSTEMD_CREDENTIAL_SECRET) defaults to ROOT/var/lib/systemd/credential.secret."""
+    result = dict(os.environ if env is None else env)
+    if root != Path("/") and "SYSTEMD_CREDENTIAL_SECRET" not in result:
+        secret = root / "var/lib/systemd/credential.secret"
+        secret.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        result["SYSTEMD_CREDENTIAL_SECRET"] = str(secret)
+    return result
+
+
+@dataclass(frozen=True)
+class ActivateResult:
+    meta: StoreMeta
+    previous_serial: int | None
+    changed: tuple[str, ...]
+    removed: tuple[str, ...]
+    credentials: tuple[Path, ...]
+
+
+def current_slot_at(secret: BundleSecret, at: datetime) -> bytes:
+    """The value live at ``at``: the slot whose window holds it (role ``current`` wins a
+    tie), else the slot the bundle marked current."""
+    containing = [s for s in secret.slots if s.not_before <= at < s.not_after]
+    containing.sort(key=lambda s: (s.role == "current", s.not_before), reverse=True)
+    return (containing[0] if containing else secret.current_slot()).value
+
+
+class LocalStore:
+    """The local store of one host (``settings`` from its manifest, paths under ``root``)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        root: Path = Path("/"),
+        *,
+        env: Mapping[str, str] | None = None,
+        after_each: Callable[[], None] | None = None,
+    ) -> None:
+        if settings.backend not in BACKENDS:
+            raise InputError(f"settings.backend {settings.backend!r} is not one of {BACKENDS}")
+        self.settings = settings
+        self.root = root
+        self.store_dir = under_root(root, settings.store_dir)
+        self.meta_path = self.store_dir / META_NAME
+        self.credentials_dir = self.store_dir / CREDENTIALS_DIR
+        self._env = env
+        self._after_each = after_each
+        self.audit = AuditLog(self.store_dir)
+
+    # ------------------------------------------------------------------ helpers
+
+    def host_key_paths(self) -> list[Path]:
+        return [under_root(self.root, p) for p in self.settings.host_keys]
+
+    def creds(self, with_key: str | None = None) -> SystemdCreds:
+        return SystemdCreds(
+            with_key=with_key or self.settings.credential_key,
+            tpm2_device=self.settings.tpm2.device,
+            tpm2_pcrs=self.settings.tpm2.pcrs,
+            env=credentials_env(self.root, self._env),
+            after_each=self._after_each,
+        )
+
+    def credential_path(self, name: str) -> Path:
+        """Where credential ``name`` lives: ready for ``LoadCredentialEncrypted=NAME:PATH``."""
+        return self.credentials_dir / f"{name}.cred"
+
+    def _ensure_dir(self) -> None:
+        self.store_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.store_dir.is_symlink() or not self.store_dir.is_dir():
+            raise InputError(f"store directory {self.store_dir} is not a directory")
+
+    # ------------------------------------------------------------------ reading
+
+    def active_meta(self) -> StoreMeta | None:
+        """What is active (serial, host, created, bundle id, fingerprints), no decrypt.
+        None when nothing was ever activated."""
+        if not self.meta_path.exists():
+            return None
+        data = read_bounded(self.meta_path, MAX_META_BYTES, what="local store metadata")
+        return decode_meta(data, name=f"local store metadata {self.meta_path}")
+
+    def load(self) -> BundlePayload:
+        """The active payload, with exactly one decrypt."""
+        meta = self.active_meta()
+        if meta is None:
+            raise NotFoundError(
+                f"no bundle has been activated in {self.store_dir}",
+                hint="deliver one: aux-secrets provision --host HOST "
+                "(or aux-secrets activate --bundle FILE)",
+            )
+        blob_path = self.store_dir / meta.blob
+        blob = read_bounded(blob_path, MAX_BLOB_BYTES, what="local store blob")
+        if hashlib.sha256(blob).hexdigest() != meta.blob_sha256:
+            raise InputError(
+                f"local store blob {blob_path} does not match its metadata (changed or corrupted)",
+                hint="deliver the bundle again: aux-secrets provision --host HOST",
+            )
+        payload_bytes = self._open(meta, blob, blob_path)
+        payload = decode_payload(payload_bytes)
+        check_payload_matches(payload, meta, name=f"local store blob {blob_path}")
+        return payload
+
+    def _open(self, meta: StoreMeta, blob: bytes, blob_path: Path) -> bytes:
+        if meta.backend == "age":
+            return bundle_age.open_bundle(blob, self.host_key_paths())
+        parsed = parse_blob(blob, name=f"local store blob {blob_path}")
+        expected = KIND_SYSTEMD_CREDS if meta.backend == "systemd-creds" else KIND_PLAIN
+        if parsed.kind != expected:
+            raise InputError(f"local store blob {blob_path} does not match backend {meta.backend}")
+        if parsed.kind == KIND_PLAIN:
+            key = parsed.key_blob
+        else:
+            key = self.creds(meta.credential_key).decrypt(
+                STORE_CREDENTIAL_NAME, parsed.key_blob, what=f"local store {blob_path}"
+            )
+        return open_blob(parsed, key, host=meta.host, serial=meta.serial, bundle_id=meta.bundle_id)
+
+    # ------------------------------------------------------------------ activate
+
+    def _seal(
+        self, payload: BundlePayload, payload_bytes: bytes, bundle: bytes
+    ) -> tuple[str, bytes]:
+        backend = self.settings.backend
+        if backend == "age":
+            return f"store-{payload.serial}.age", bundle
+        key = os.urandom(KEY_BYTES)
+        if backend == "plain":
+            kind, key_blob = KIND_PLAIN, key
+        else:
+            kind = KIND_SYSTEMD_CREDS
+            key_blob = self.creds().encrypt(STORE_CREDENTIAL_NAME, key)
+        blob = seal_blob(
+            kind,
+            key_blob,
+            key,
+            os.urandom(NONCE_BYTES),
+            payload_bytes,
+            host=payload.host,
+            serial=payload.serial,
+            bundle_id=payload.bundle_id,
+        )
+        return f"store-{payload.serial}.bin", blob
+
+    def activate(
+        self,
+        bundle: bytes,
+        host: str,
+        *,
+        manifest: Manifest | None = None,
+        now: datetime | None = None,
+    ) -> ActivateResult:
+        """Open ``bundle`` with the host key, refuse another host or a replay, seal it
+        into the store and commit with one rename. Nothing changes on any refusal."""
+        at = now or datetime.now(UTC).replace(microsecond=0)
+        payload_bytes = bundle_age.open_bundle(bundle, self.host_key_paths())
+        payload = decode_payload(payload_bytes)
+        if payload.host != host:
+            raise PolicyError(
+                f"the bundle was made for host {payload.host!r}, this host is {host!r}",
+                hint=f"make one for this host: aux-secrets bundle --host {host}",
+            )
+        self._ensure_dir()
+        with file_lock(self.store_dir / LOCK_NAME, what="local store lock"):
+            old = self.active_meta()
+            if old is not None and payload.serial <= old.serial:
+                raise ConflictError(
+                    f"bundle serial {payload.serial} is not newer than the active serial "
+                    f"{old.serial}: refusing a replayed or outdated bundle",
+                    hint="make a fresh bundle: aux-secrets provision --host " + host,
+                )
+            credentials = self._seal_credentials(payload, manifest, at)
+            blob_name, blob = self._seal(payload, payload_bytes, bundle)
+            meta = meta_for(
+                payload,
+                backend=self.settings.backend,
+                credential_key=self.settings.credential_key
+                if self.settings.backend == "systemd-creds"
+                else None,
+                blob=blob_name,
+                blob_sha256=hashlib.sha256(blob).hexdigest(),
+            )
+            blob_path = self.store_dir / blob_name
+            atomic_write(blob_path, blob, mode=0o600)
+            # A test open before the commit: a store we cannot read back is never made active.
+            self._open(meta, blob, blob_path)
+            atomic_write(self.meta_path, encode_meta(meta), mode=0o600)  # the commit
+            self._remove_stale_blobs(keep=blob_name)
+            written = self._write_credentials(credentials)
+            changed, removed = _changes(old, meta)
+            self.audit.append(
+                AuditEvent(
+                    event="activate",
+                    time=at,
+                    host=host,
+                    bundle_id=payload.bundle_id,
+                    serial=payload.serial,
+                    changed=changed,
+                    fingerprints={
+                        name: fingerprint(payload.fingerprint_key, name, current_slot_at(s, at))
+                        for name, s in payload.secrets.items()
+                        if name in changed
+                    },
+                )
+            )
+        return ActivateResult(
+            meta=meta,
+            previous_serial=old.serial if old else None,
+            changed=changed,
+            removed=removed,
+            credentials=written,
+        )
+
+    def _remove_stale_blobs(self, keep: str) -> None:
+        for path in self.store_dir.glob("store-*"):
+            if path.name != keep and path.suffix in (".bin", ".age"):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+
+    # ------------------------------------------------------------------ credentials
+
+    def _seal_credentials(
+        self, payload: BundlePayload, manifest: Manifest | None, at: datetime
+    ) -> dict[str, bytes]:
+        """Seal every ``credential`` secret before anything is committed."""
+        if manifest is None:
+            return {}
+        sealed: dict[str, bytes] = {}
+        wanted = [(n, s) for n, s in sorted(manifest.secrets.items()) if s.credential is not None]
+        if not wanted:
+            return {}
+        creds = self.creds()
+        for name, spec in wanted:
+            assert spec.credential is not None
+            secret = payload.secrets.get(name)
+            if secret is None:
+                continue  # the installer names missing secrets
+            sealed[spec.credential.name] = creds.encrypt(
+                spec.credential.name, current_slot_at(secret, at)
+            )
+        return sealed
+
+    def seal_credential(self, name: str, value: bytes) -> Path:
+        """Write credential ``name`` (sealed with ``--name=NAME``) to its file, atomically."""
+        self._ensure_dir()
+        self.credentials_dir.mkdir(mode=0o700, exist_ok=True)
+        path = self.credential_path(name)
+        atomic_write(path, self.creds().encrypt(name, value), mode=0o600)
+        return path
+
+    def _write_credentials(self, sealed: Mapping[str, bytes]) -> tuple[Path, ...]:
+        if not sealed and not self.credentials_dir.exists():
+            return ()
+        self.credentials_dir.mkdir(mode=0o700, exist_ok=True)
+        written = []
+        for name, data in sorted(sealed.items()):
+            path = self.credential_path(name)
+            atomic_write(path, data, mode=0o600)
+            written.append(path)
+        keep = {p.name for p in written}
+        for path in self.credentials_dir.glob("*.cred"):
+            if path.name not in keep:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+        return tuple(written)
+
+
+def _changes(old: StoreMeta | None, new: StoreMeta) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    def prints(meta: StoreMeta | None, name: str) -> Sequence[tuple[str, str]]:
+        if meta is None or name not in meta.secrets:
+            return ()
+        return [(s.label, s.fingerprint) for s in meta.secrets[name].slots]
+
+    changed = tuple(n for n in sorted(new.secrets) if prints(old, n) != prints(new, n))
+    removed = tuple(sorted(set(old.secrets) - set(new.secrets))) if old else ()
+    return changed, removed
+
+
+__all__ = [
+    "ActivateResult",
+    "LocalStore",
+    "credentials_env",
+    "current_slot_at",
+    "under_root",
+]

@@ -1,0 +1,370 @@
+"""The local store formats (docs/spec/local-store.md, version 1): sealed blob and clear metadata.
+
+The host keeps what the last bundle delivered under ``storeDir``:
+
+- a *blob* with the whole payload, opened with exactly one decrypt at install time:
+  for the ``systemd-creds`` and ``plain`` backends an envelope (magic ``AUXSTORE``,
+  version, key kind, the data key - sealed by systemd-creds, or in the clear for
+  ``plain`` - then AES-256-GCM of the payload bound to host, serial and bundle id);
+  for the ``age`` backend the delivered age file itself;
+- ``store.json``, clear metadata readable without decrypting: backend, host, serial,
+  created, bundle id, the blob's name and SHA-256, and per secret its slots' labels,
+  windows and keyed fingerprints (never values).
+
+Pure: bytes in, bytes out; the key and nonce are arguments.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from aux_secrets.core.bundle import (
+    BUNDLE_ID_RE,
+    OPEN_NOT_AFTER,
+    OPEN_NOT_BEFORE,
+    ROLES,
+    BundlePayload,
+    canonical_json,
+    check_host_name,
+    check_secret_name,
+    format_instant,
+    load_json,
+    parse_instant_strict,
+)
+from aux_secrets.core.fingerprint import fingerprint, is_fingerprint
+from aux_secrets.errors import DecryptError, FormatVersionError, InputError
+
+VERSION = 1
+MAGIC = b"AUXSTORE"
+KIND_SYSTEMD_CREDS = 1
+KIND_PLAIN = 2
+KEY_BYTES = 32
+NONCE_BYTES = 12
+BACKENDS = ("systemd-creds", "age", "plain")
+CREDENTIAL_KEYS = ("host", "tpm2", "host+tpm2")
+METADATA_FORMAT = "aux-secrets-local-store"
+_HEADER = struct.Struct(">8sBBI")
+_BLOB_NAME_RE = re.compile(r"store-[0-9]{1,19}\.(bin|age)")
+_HEX64_RE = re.compile(r"[0-9a-f]{64}")
+MAX_KEY_BLOB = 64 * 1024
+
+
+@dataclass(frozen=True)
+class StoreBlob:
+    kind: int
+    key_blob: bytes
+    nonce: bytes
+    ciphertext: bytes
+    header: bytes
+
+
+def _context(host: str, serial: int, bundle_id: str) -> bytes:
+    return b"\x00" + f"{host}\x00{serial}\x00{bundle_id}".encode()
+
+
+def seal_blob(
+    kind: int,
+    key_blob: bytes,
+    key: bytes,
+    nonce: bytes,
+    payload: bytes,
+    *,
+    host: str,
+    serial: int,
+    bundle_id: str,
+) -> bytes:
+    """Envelope for the systemd-creds (kind 1) and plain (kind 2) backends."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    if kind not in (KIND_SYSTEMD_CREDS, KIND_PLAIN):
+        raise InputError(f"unknown local store key kind {kind}")
+    if len(key) != KEY_BYTES or len(nonce) != NONCE_BYTES:
+        raise InputError("local store key or nonce has the wrong length")
+    if len(key_blob) > MAX_KEY_BLOB:
+        raise InputError("sealed local store key is too large")
+    header = _HEADER.pack(MAGIC, VERSION, kind, len(key_blob)) + key_blob
+    ciphertext = AESGCM(key).encrypt(nonce, payload, header + _context(host, serial, bundle_id))
+    return header + nonce + ciphertext
+
+
+def parse_blob(data: bytes, *, name: str = "local store blob") -> StoreBlob:
+    """Split an envelope into its parts (no decryption); InputError for malformed input."""
+    if len(data) < _HEADER.size:
+        raise InputError(f"{name} is truncated")
+    magic, version, kind, key_len = _HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise InputError(f"{name} is not an aux-secrets local store blob")
+    if version != VERSION:
+        raise FormatVersionError(f"{name} has version {version}; this build reads {VERSION}")
+    if kind not in (KIND_SYSTEMD_CREDS, KIND_PLAIN):
+        raise InputError(f"{name} has an unknown key kind {kind}")
+    if key_len > MAX_KEY_BLOB:
+        raise InputError(f"{name} is malformed (key length)")
+    end = _HEADER.size + key_len
+    if len(data) < end + NONCE_BYTES + 16:
+        raise InputError(f"{name} is truncated")
+    return StoreBlob(
+        kind=kind,
+        key_blob=data[_HEADER.size : end],
+        nonce=data[end : end + NONCE_BYTES],
+        ciphertext=data[end + NONCE_BYTES :],
+        header=data[:end],
+    )
+
+
+def open_blob(blob: StoreBlob, key: bytes, *, host: str, serial: int, bundle_id: str) -> bytes:
+    """Decrypt the payload; one opaque DecryptError for a wrong key or any tampering."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    if len(key) != KEY_BYTES:
+        raise DecryptError("the local store could not be opened (wrong key or tampered)")
+    try:
+        return AESGCM(key).decrypt(
+            blob.nonce, blob.ciphertext, blob.header + _context(host, serial, bundle_id)
+        )
+    except InvalidTag:
+        raise DecryptError("the local store could not be opened (wrong key or tampered)") from None
+
+
+@dataclass(frozen=True)
+class SlotMeta:
+    role: str
+    label: str
+    not_before: datetime
+    not_after: datetime
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class SecretMeta:
+    slots: tuple[SlotMeta, ...]
+    has_public: bool
+
+
+@dataclass(frozen=True)
+class StoreMeta:
+    """``store.json``: what is active, readable without decrypting anything."""
+
+    backend: str
+    credential_key: str | None
+    blob: str
+    blob_sha256: str
+    host: str
+    serial: int
+    created: datetime
+    bundle_id: str
+    secrets: Mapping[str, SecretMeta]
+
+
+def meta_for(
+    payload: BundlePayload, *, backend: str, credential_key: str | None, blob: str, blob_sha256: str
+) -> StoreMeta:
+    """Metadata of a payload about to become active (fingerprints under its own key)."""
+    secrets = {
+        name: SecretMeta(
+            slots=tuple(
+                SlotMeta(
+                    role=s.role,
+                    label=s.label,
+                    not_before=s.not_before,
+                    not_after=s.not_after,
+                    fingerprint=fingerprint(payload.fingerprint_key, name, s.value),
+                )
+                for s in secret.slots
+            ),
+            has_public=secret.public is not None,
+        )
+        for name, secret in sorted(payload.secrets.items())
+    }
+    meta = StoreMeta(
+        backend=backend,
+        credential_key=credential_key,
+        blob=blob,
+        blob_sha256=blob_sha256,
+        host=payload.host,
+        serial=payload.serial,
+        created=payload.created,
+        bundle_id=payload.bundle_id,
+        secrets=secrets,
+    )
+    _validate_meta(meta, "store metadata")
+    return meta
+
+
+def _validate_meta(meta: StoreMeta, name: str) -> None:
+    if meta.backend not in BACKENDS:
+        raise InputError(f"{name}: $.backend: expected one of {', '.join(BACKENDS)}")
+    if meta.backend == "systemd-creds":
+        if meta.credential_key not in CREDENTIAL_KEYS:
+            raise InputError(
+                f"{name}: $.credentialKey: expected one of {', '.join(CREDENTIAL_KEYS)}"
+            )
+    elif meta.credential_key is not None:
+        raise InputError(f"{name}: $.credentialKey: only the systemd-creds backend has one")
+    if not isinstance(meta.blob, str) or not _BLOB_NAME_RE.fullmatch(meta.blob):
+        raise InputError(f"{name}: $.blob: not a local store blob file name")
+    if not isinstance(meta.blob_sha256, str) or not _HEX64_RE.fullmatch(meta.blob_sha256):
+        raise InputError(f"{name}: $.blobSha256: expected 64 lowercase hex digits")
+    check_host_name(meta.host, f"{name}: $.host")
+    if isinstance(meta.serial, bool) or not isinstance(meta.serial, int) or meta.serial < 1:
+        raise InputError(f"{name}: $.serial: expected a whole number from 1")
+    if not isinstance(meta.bundle_id, str) or not BUNDLE_ID_RE.fullmatch(meta.bundle_id):
+        raise InputError(f"{name}: $.bundleId: expected 32 lowercase hex digits")
+    for secret, sm in meta.secrets.items():
+        check_secret_name(secret, f"{name}: $.secrets")
+        for slot in sm.slots:
+            if slot.role not in ROLES or not is_fingerprint(slot.fingerprint):
+                raise InputError(f"{name}: $.secrets.{secret}: malformed slot")
+
+
+def _window(at: datetime, open_value: datetime) -> str | None:
+    return None if at == open_value else format_instant(at)
+
+
+def encode_meta(meta: StoreMeta) -> bytes:
+    _validate_meta(meta, "store metadata")
+    doc = {
+        "backend": meta.backend,
+        "blob": meta.blob,
+        "blobSha256": meta.blob_sha256,
+        "bundleId": meta.bundle_id,
+        "created": format_instant(meta.created),
+        "credentialKey": meta.credential_key,
+        "format": METADATA_FORMAT,
+        "host": meta.host,
+        "secrets": {
+            name: {
+                "hasPublic": sm.has_public,
+                "slots": [
+                    {
+                        "fingerprint": s.fingerprint,
+                        "label": s.label,
+                        "notAfter": _window(s.not_after, OPEN_NOT_AFTER),
+                        "notBefore": _window(s.not_before, OPEN_NOT_BEFORE),
+                        "role": s.role,
+                    }
+                    for s in sm.slots
+                ],
+            }
+            for name, sm in sorted(meta.secrets.items())
+        },
+        "serial": meta.serial,
+        "version": VERSION,
+    }
+    return canonical_json(doc) + b"\n"
+
+
+def _fields(doc: object, where: str, names: set[str]) -> dict[str, Any]:
+    if not isinstance(doc, dict):
+        raise InputError(f"{where}: expected an object")
+    extra = sorted(set(doc) - names)
+    if extra:
+        raise InputError(f"{where}.{extra[0]}: unknown field")
+    missing = sorted(names - set(doc))
+    if missing:
+        raise InputError(f"{where}.{missing[0]}: missing field")
+    return doc
+
+
+def decode_meta(data: bytes, *, name: str = "store metadata") -> StoreMeta:
+    doc = load_json(data, name)
+    if not isinstance(doc, dict):
+        raise InputError(f"{name}: expected a JSON object")
+    if doc.get("format") != METADATA_FORMAT:
+        raise InputError(f"{name}: $.format is not {METADATA_FORMAT!r}")
+    if doc.get("version") != VERSION or isinstance(doc.get("version"), bool):
+        raise FormatVersionError(
+            f"{name}: version {doc.get('version')!r} is not supported (this build reads {VERSION})"
+        )
+    top = _fields(
+        doc,
+        f"{name}: $",
+        {
+            "format", "version", "backend", "credentialKey", "blob", "blobSha256",
+            "host", "serial", "created", "bundleId", "secrets",
+        },
+    )  # fmt: skip
+    secrets_doc = top["secrets"]
+    if not isinstance(secrets_doc, dict):
+        raise InputError(f"{name}: $.secrets: expected an object")
+    secrets: dict[str, SecretMeta] = {}
+    for secret, sdoc in secrets_doc.items():
+        where = f"{name}: $.secrets.{secret}"
+        s = _fields(sdoc, where, {"hasPublic", "slots"})
+        if not isinstance(s["hasPublic"], bool) or not isinstance(s["slots"], list):
+            raise InputError(f"{where}: malformed")
+        slots = []
+        for index, slot_doc in enumerate(s["slots"]):
+            at = f"{where}.slots[{index}]"
+            sl = _fields(slot_doc, at, {"fingerprint", "label", "notAfter", "notBefore", "role"})
+            if not isinstance(sl["label"], str) or not isinstance(sl["role"], str):
+                raise InputError(f"{at}: malformed")
+            slots.append(
+                SlotMeta(
+                    role=sl["role"],
+                    label=sl["label"],
+                    not_before=OPEN_NOT_BEFORE
+                    if sl["notBefore"] is None
+                    else parse_instant_strict(sl["notBefore"], f"{at}.notBefore"),
+                    not_after=OPEN_NOT_AFTER
+                    if sl["notAfter"] is None
+                    else parse_instant_strict(sl["notAfter"], f"{at}.notAfter"),
+                    fingerprint=sl["fingerprint"],
+                )
+            )
+        secrets[secret] = SecretMeta(slots=tuple(slots), has_public=s["hasPublic"])
+    meta = StoreMeta(
+        backend=top["backend"],
+        credential_key=top["credentialKey"],
+        blob=top["blob"],
+        blob_sha256=top["blobSha256"],
+        host=top["host"],
+        serial=top["serial"],
+        created=parse_instant_strict(top["created"], f"{name}: $.created"),
+        bundle_id=top["bundleId"],
+        secrets=secrets,
+    )
+    _validate_meta(meta, name)
+    return meta
+
+
+def check_payload_matches(payload: BundlePayload, meta: StoreMeta, *, name: str) -> None:
+    """After a decrypt: the payload must be the one the metadata says is active."""
+    if (payload.host, payload.serial, payload.bundle_id) != (
+        meta.host,
+        meta.serial,
+        meta.bundle_id,
+    ):
+        raise InputError(
+            f"{name} does not hold the bundle its metadata names (store corrupted or swapped)",
+            hint="deliver the bundle again: aux-secrets provision --host HOST",
+        )
+
+
+__all__ = [
+    "BACKENDS",
+    "CREDENTIAL_KEYS",
+    "KEY_BYTES",
+    "KIND_PLAIN",
+    "KIND_SYSTEMD_CREDS",
+    "MAGIC",
+    "NONCE_BYTES",
+    "VERSION",
+    "SecretMeta",
+    "SlotMeta",
+    "StoreBlob",
+    "StoreMeta",
+    "check_payload_matches",
+    "decode_meta",
+    "encode_meta",
+    "meta_for",
+    "open_blob",
+    "parse_blob",
+    "seal_blob",
+]
