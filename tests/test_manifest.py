@@ -326,11 +326,10 @@ def test_manifest_is_immutable() -> None:
         m.secrets["new"] = m.secrets["db"]  # type: ignore[index]
 
 
-def test_vocabulary_agrees_with_derive_and_rotation() -> None:
-    from aux_secrets.core import manifest
-
-    derive = pytest.importorskip("aux_secrets.core.derive")
-    rotation = pytest.importorskip("aux_secrets.core.rotation")
-    assert tuple(derive.TYPES) == manifest.TYPES
-    assert tuple(derive.CHARSETS) == manifest.CHARSETS
-    assert tuple(rotation.PERIODS) == manifest.PERIODS
+def test_encoding_must_fit_type() -> None:
+    doc = minimal()
+    doc["secrets"]["db"]["source"]["derive"]["encoding"] = "openssh"
+    with pytest.raises(InputError, match=r"\$\.secrets\.db\.source\.derive\.encoding: 'openssh'"):
+        parse(doc)
+    doc["secrets"]["db"]["source"]["derive"]["type"] = "ed25519"
+    assert parse({**doc, "templates": {}}).secrets["db"].source.encoding == "openssh"

@@ -21,23 +21,21 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-from aux_secrets.errors import FormatVersionError, InputError
+from aux_secrets.core.derive import CHARSETS, ENCODINGS, RAW_MAX_LENGTH, TYPES
+from aux_secrets.core.passwords import MAX_LENGTH
+from aux_secrets.core.realm import check_user_realm
+from aux_secrets.core.rotation import MAX_SLOTS, PERIODS, Rotation
+from aux_secrets.core.rotation import PLACEHOLDER as PERIOD_MARK
+from aux_secrets.errors import AuxError, FormatVersionError, InputError
 
 VERSION = 1
 
-# Vocabulary shared with core/derive.py and core/rotation.py (tests check they agree).
-TYPES = ("pass", "raw", "ed25519", "x25519", "ec256", "ec384", "ec521", "rsa2048", "rsa4096")
-KEY_TYPES = TYPES[2:]
-CHARSETS = ("gokey", "alnum", "urlsafe", "hex", "base64", "digits")
-PERIODS = ("daily", "weekly", "monthly", "quarterly", "yearly")
+KEY_TYPES = tuple(t for t in TYPES if t not in ("pass", "raw"))
 BACKENDS = ("systemd-creds", "age", "plain")
 CREDENTIAL_KEYS = ("host", "tpm2", "host+tpm2")
 SECRET_FORMATS = ("value", "env", "json", "yaml", "toml")
 TEMPLATE_FORMATS = ("text", "env", "json", "yaml", "toml")
 FIELDS = ("current", "retired", "public")
-RESERVED_REALM_PREFIX = "aux-secrets/"
-PERIOD_MARK = "{period}"
-MAX_LENGTH = 4096
 
 NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*")
 CREDENTIAL_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -89,13 +87,8 @@ class Settings:
     systemctl: tuple[str, ...] = ("systemctl",)
 
 
-@dataclass(frozen=True)
-class RotationSpec:
-    """Same fields as core.rotation.Rotation: ``Rotation(**vars(spec))`` converts."""
-
-    period: str
-    retired: int = 0
-    ahead: int = 0
+# The rotation of a derived secret is core.rotation.Rotation itself.
+RotationSpec = Rotation
 
 
 @dataclass(frozen=True)
@@ -106,7 +99,7 @@ class DeriveSource:
     charset: str = "gokey"
     encoding: str | None = None
     public: bool = False
-    rotation: RotationSpec | None = None
+    rotation: Rotation | None = None
 
 
 @dataclass(frozen=True)
@@ -424,12 +417,15 @@ class _Parser:
         if "realm" not in raw:
             raise self.fail((*where, "realm"), "missing")
         realm = self.string(raw["realm"], (*where, "realm"))
-        if realm.startswith(RESERVED_REALM_PREFIX):
-            raise self.fail((*where, "realm"), f"the prefix {RESERVED_REALM_PREFIX!r} is reserved")
+        try:
+            check_user_realm(realm)
+        except AuxError as exc:
+            raise self.fail((*where, "realm"), exc.message) from None
         type_ = self.choice(raw.get("type", "pass"), (*where, "type"), TYPES)
         length = raw.get("length")
         if length is not None:
-            length = self.integer(length, (*where, "length"), 1, MAX_LENGTH)
+            high = RAW_MAX_LENGTH if type_ == "raw" else MAX_LENGTH
+            length = self.integer(length, (*where, "length"), 1, high)
             if type_ not in ("pass", "raw"):
                 raise self.fail((*where, "length"), f"only pass and raw take a length, not {type_}")
         charset = self.choice(raw.get("charset", "gokey"), (*where, "charset"), CHARSETS)
@@ -439,6 +435,12 @@ class _Parser:
         public = self.boolean(raw.get("public", False), (*where, "public"))
         if public and type_ not in KEY_TYPES:
             raise self.fail((*where, "public"), f"{type_} has no public half")
+        allowed = ENCODINGS[type_]
+        if encoding is not None and encoding not in allowed:
+            raise self.fail(
+                (*where, "encoding"),
+                f"{encoding!r} does not apply to {type_} (use one of: {', '.join(allowed)})",
+            )
         rotation = None
         if raw.get("rotation") is not None:
             rotation = self.rotation(raw["rotation"], (*where, "rotation"))
@@ -448,14 +450,14 @@ class _Parser:
             raise self.fail((*where, "realm"), f"{PERIOD_MARK} is only filled in with a rotation")
         return DeriveSource(realm, type_, length, charset, encoding, public, rotation)
 
-    def rotation(self, value: object, where: tuple[str, ...]) -> RotationSpec:
+    def rotation(self, value: object, where: tuple[str, ...]) -> Rotation:
         raw = self.table(value, where, ("period", "retired", "ahead"))
         if "period" not in raw:
             raise self.fail((*where, "period"), "missing")
-        return RotationSpec(
+        return Rotation(
             period=self.choice(raw["period"], (*where, "period"), PERIODS),
-            retired=self.integer(raw.get("retired", 0), (*where, "retired"), 0, 100),
-            ahead=self.integer(raw.get("ahead", 0), (*where, "ahead"), 0, 100),
+            retired=self.integer(raw.get("retired", 0), (*where, "retired"), 0, MAX_SLOTS),
+            ahead=self.integer(raw.get("ahead", 0), (*where, "ahead"), 0, MAX_SLOTS),
         )
 
     def name(self, name: str, where: tuple[str, ...], what: str) -> None:
