@@ -31,10 +31,23 @@ import shutil
 import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from aux_secrets.adapters.fs import file_lock, fsync_dir
-from aux_secrets.core.plan import InstalledItem, Plan, make_plan
+from aux_secrets.core.audit import AuditEvent
+from aux_secrets.core.bundle import BundlePayload
+from aux_secrets.core.fingerprint import fingerprint
+from aux_secrets.core.manifest import Manifest, Settings
+from aux_secrets.core.plan import (
+    InstalledItem,
+    Missing,
+    Plan,
+    desired_files,
+    make_plan,
+)
+from aux_secrets.core.template import render_template
 from aux_secrets.errors import ConflictError, ExternalError, InputError
 
 META_NAME = ".generation.json"
@@ -517,19 +530,233 @@ def install_tree(
     )
 
 
+# --------------------------------------------------------------------------- install
+
+
+@dataclass(frozen=True)
+class InstallReport:
+    """What ``aux-secrets install`` did (or, with dry_run, would do)."""
+
+    host: str
+    for_users: bool
+    tree: Tree
+    result: TreeResult
+    missing: tuple[Missing, ...]
+    next_rotation: datetime | None
+    requested: tuple[tuple[str, tuple[str, ...]], ...]  # (verb, units) actually asked for
+
+
+class PayloadSource(Protocol):
+    def load(self) -> BundlePayload: ...
+
+
+class AuditSink(Protocol):
+    def append(self, event: AuditEvent) -> object: ...
+
+
+def trees(settings: Settings) -> tuple[Tree, Tree]:
+    """The normal tree and the ``--for-users`` tree (``usersDir`` + ``usersDir.d``)."""
+    users_gens = settings.users_dir + ".d"
+    normal = Tree(
+        link_dir=settings.runtime_dir,
+        generations_dir=settings.generations_dir,
+        keep=settings.keep_generations,
+        group=settings.group,
+        forbidden=(settings.store_dir, settings.users_dir, users_gens),
+    )
+    users = Tree(
+        link_dir=settings.users_dir,
+        generations_dir=users_gens,
+        keep=settings.keep_generations,
+        group="root",  # runs before users and groups exist
+        forbidden=(settings.store_dir, settings.runtime_dir, settings.generations_dir),
+    )
+    return normal, users
+
+
+def install(
+    manifest: Manifest,
+    store: PayloadSource,
+    *,
+    root: Path,
+    at: datetime,
+    requester: UnitRequester | None,
+    audit: AuditSink | None = None,
+    dry_run: bool = False,
+    for_users: bool = False,
+) -> InstallReport:
+    """Read the store once, render what the manifest asks for at ``at``, install it.
+
+    Units are asked for (one call per verb, all units, sorted) only when files changed or
+    appeared; the audit entry is appended for every real install. Missing secrets do not
+    stop the others: they are in the report, and the caller exits non-zero.
+    """
+    payload = store.load()
+    if payload.host != manifest.host:
+        raise ConflictError(
+            f"the local store holds a bundle for host {payload.host!r}, "
+            f"but the manifest is for {manifest.host!r}",
+            hint=f"aux-secrets provision --host {manifest.host}",
+        )
+    desired = desired_files(
+        manifest,
+        payload.secrets,
+        at,
+        for_users=for_users,
+        render_template=render_template,
+    )
+    files = []
+    for d in desired.files:
+        uid, gid = resolve_owner(d.key, d.owner, d.group)
+        files.append(
+            FileToWrite(
+                key=d.key,
+                path=d.path,
+                content=d.content,
+                uid=uid,
+                gid=gid,
+                mode=d.mode,
+                restart_units=d.restart_units,
+                reload_units=d.reload_units,
+            )
+        )
+    tree = trees(manifest.settings)[1 if for_users else 0]
+    requested: list[tuple[str, tuple[str, ...]]] = []
+
+    def after_swap(plan: Plan, generation: int) -> None:
+        if audit is not None:
+            changed = tuple(k.split(":", 1)[1] for k in plan.touched if k.startswith("secret:"))
+            audit.append(
+                AuditEvent(
+                    event="install",
+                    time=at.astimezone(UTC).replace(microsecond=0),
+                    host=manifest.host,
+                    bundle_id=payload.bundle_id,
+                    serial=payload.serial,
+                    generation=generation,
+                    changed=changed,
+                    fingerprints={
+                        name: fingerprint(
+                            payload.fingerprint_key, name, desired.values[name].current
+                        )
+                        for name in changed
+                    },
+                    restart_units=plan.try_restart,
+                    reload_units=plan.try_reload,
+                )
+            )
+        if requester is None:
+            return
+        for verb, units in (
+            ("try-restart", plan.try_restart),
+            ("try-reload-or-restart", plan.try_reload),
+        ):
+            if not units:
+                continue
+            try:
+                requester.request(verb, units)
+            except ExternalError as exc:
+                raise ExternalError(
+                    f"generation {generation} is installed, but asking for {verb} failed: "
+                    f"{exc.message}",
+                    hint=exc.hint,
+                ) from None
+            requested.append((verb, units))
+
+    result = install_tree(tree, files, root=root, dry_run=dry_run, after_swap=after_swap)
+    return InstallReport(
+        host=manifest.host,
+        for_users=for_users,
+        tree=tree,
+        result=result,
+        missing=desired.missing,
+        next_rotation=desired.next_rotation,
+        requested=tuple(requested),
+    )
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _item(key: str) -> dict[str, str]:
+    kind, name = key.split(":", 1)
+    return {"kind": kind, "name": name}
+
+
+def report_json(report: InstallReport) -> dict[str, object]:
+    """The ``install --json`` document (names, units, numbers; never a value)."""
+    r = report.result
+    plan = r.plan
+    return {
+        "version": 1,
+        "host": report.host,
+        "dryRun": not r.written,
+        "forUsers": report.for_users,
+        "runtimeDir": report.tree.link_dir,
+        "generation": r.generation,
+        "previous": r.previous,
+        "changed": [_item(k) for k in plan.changed],
+        "appeared": [_item(k) for k in plan.appeared],
+        "removed": [_item(k) for k in plan.removed],
+        "unchanged": len(plan.unchanged),
+        "tryRestart": list(plan.try_restart),
+        "tryReloadOrRestart": list(plan.try_reload),
+        "requested": [{"verb": v, "units": list(u)} for v, u in report.requested],
+        "pruned": list(r.pruned),
+        "missing": [{**_item(m.key), "reason": m.reason} for m in report.missing],
+        "nextRotation": _iso(report.next_rotation) if report.next_rotation else None,
+    }
+
+
+def report_lines(report: InstallReport) -> list[str]:
+    """The human summary ``install`` prints; the last line is ``next rotation: ...``."""
+    r = report.result
+    plan = r.plan
+    where = f"{report.tree.link_dir} -> {report.tree.generations_dir}/{r.generation}"
+    counts = (
+        f"{len(plan.changed)} changed, {len(plan.appeared)} appeared, "
+        f"{len(plan.removed)} removed, {len(plan.unchanged)} unchanged"
+    )
+    head = (
+        f"generation {r.generation} installed: {where} ({counts})"
+        if r.written
+        else f"dry run: generation {r.generation} would be {where} ({counts}); nothing written"
+    )
+    lines = [head]
+    for label, keys in (("changed", plan.changed), ("appeared", plan.appeared)):
+        lines += [f"  {label:<9} {k.replace(':', ' ', 1)}" for k in keys]
+    lines += [f"  removed   {k.replace(':', ' ', 1)}" for k in plan.removed]
+    verb_units = (("try-restart", plan.try_restart), ("try-reload-or-restart", plan.try_reload))
+    for verb, units in verb_units:
+        if units:
+            lines.append(f"  {verb}: {' '.join(units)}")
+    if not plan.try_restart and not plan.try_reload:
+        lines.append("  no units to restart or reload")
+    lines += [f"  missing   {m.key.replace(':', ' ', 1)}: {m.reason}" for m in report.missing]
+    nxt = _iso(report.next_rotation) if report.next_rotation else "none"
+    lines.append(f"next rotation: {nxt}")
+    return lines
+
+
 __all__ = [
     "LINKED_PREFIX",
     "META_NAME",
     "FileToWrite",
+    "InstallReport",
     "Tree",
     "TreeResult",
     "UnitRequester",
     "active_generation",
     "check_path",
     "generations_gid",
+    "install",
     "install_tree",
     "location_of",
     "read_generation",
+    "report_json",
+    "report_lines",
     "resolve_owner",
     "rooted",
+    "trees",
 ]

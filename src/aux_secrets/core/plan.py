@@ -17,8 +17,14 @@ Pure: bytes in, a plan out.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from aux_secrets.core.bundle import BundleSecret
+from aux_secrets.core.manifest import DeriveSource, Manifest
+from aux_secrets.core.render import SecretValues, render_secret
+from aux_secrets.core.select import earliest, select
 
 
 @dataclass(frozen=True)
@@ -98,4 +104,136 @@ def make_plan(previous: Mapping[str, tuple[str, bytes]], new: Sequence[Installed
     )
 
 
-__all__ = ["InstalledItem", "Plan", "make_plan"]
+# --------------------------------------------------------------------------- contents
+
+
+@dataclass(frozen=True)
+class DesiredFile:
+    """One file the manifest asks for, rendered; owner and group still by name."""
+
+    key: str
+    path: str
+    content: bytes = field(repr=False)
+    owner: str
+    group: str
+    mode: int
+    restart_units: tuple[str, ...] = ()
+    reload_units: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Missing:
+    """An item the manifest asks for that cannot be installed, and why (never a value)."""
+
+    key: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Desired:
+    files: tuple[DesiredFile, ...]
+    missing: tuple[Missing, ...]
+    values: Mapping[str, SecretValues] = field(repr=False)
+    next_rotation: datetime | None
+
+
+TemplateRenderer = Callable[[str, str, Mapping[str, SecretValues]], bytes]
+
+
+def desired_files(
+    manifest: Manifest,
+    secrets: Mapping[str, BundleSecret],
+    at: datetime,
+    *,
+    for_users: bool,
+    render_template: TemplateRenderer,
+) -> Desired:
+    """Every file of the next generation at instant ``at``.
+
+    Normal installs take the secrets that are not ``neededForUsers`` plus all templates;
+    ``for_users`` takes only the ``neededForUsers`` secrets. A secret the store lacks, or
+    has no value for at ``at``, is listed in ``missing`` (and so is a template using it);
+    everything else is rendered.
+    """
+    files: list[DesiredFile] = []
+    missing: list[Missing] = []
+    values: dict[str, SecretValues] = {}
+    boundaries: list[datetime | None] = []
+    for name, spec in sorted(manifest.secrets.items()):
+        if spec.needed_for_users != for_users:
+            continue
+        key = f"secret:{name}"
+        stored = secrets.get(name)
+        if stored is None:
+            missing.append(Missing(key, "not in the local store"))
+            continue
+        keep: int | None = None
+        if isinstance(spec.source, DeriveSource) and spec.source.rotation is not None:
+            keep = spec.source.rotation.retired
+        chosen = select(stored.slots, at, keep_retired=keep)
+        if chosen.current is None:
+            until = chosen.covered_until
+            span = (
+                f"its values end at {_iso(until)}"
+                if until is not None and until <= at
+                else ("its values start later")
+            )
+            missing.append(Missing(key, f"the local store has no value for {_iso(at)} ({span})"))
+            continue
+        boundaries.append(chosen.next_change)
+        value = SecretValues(current=chosen.current, retired=chosen.retired, public=stored.public)
+        values[name] = value
+        files.append(
+            DesiredFile(
+                key=key,
+                path=spec.path,
+                content=render_secret(value, spec.format, spec.env_name, name=name),
+                owner=spec.owner,
+                group=spec.group,
+                mode=spec.mode_bits,
+                restart_units=spec.restart_units,
+                reload_units=spec.reload_units,
+            )
+        )
+    if not for_users:
+        absent = {m.key.split(":", 1)[1] for m in missing}
+        for name, tspec in sorted(manifest.templates.items()):
+            key = f"template:{name}"
+            lacking = sorted({ref for ref, _ in tspec.references if ref in absent})
+            if lacking:
+                missing.append(Missing(key, f"uses missing secret {', '.join(lacking)}"))
+                continue
+            files.append(
+                DesiredFile(
+                    key=key,
+                    path=tspec.path,
+                    content=render_template(tspec.content, tspec.format, values),
+                    owner=tspec.owner,
+                    group=tspec.group,
+                    mode=tspec.mode_bits,
+                    restart_units=tspec.restart_units,
+                    reload_units=tspec.reload_units,
+                )
+            )
+    return Desired(
+        files=tuple(files),
+        missing=tuple(missing),
+        values=values,
+        next_rotation=earliest(boundaries),
+    )
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+__all__ = [
+    "Desired",
+    "DesiredFile",
+    "InstalledItem",
+    "Missing",
+    "Plan",
+    "TemplateRenderer",
+    "desired_files",
+    "make_plan",
+]
