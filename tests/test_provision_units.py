@@ -72,7 +72,7 @@ def test_host_commands_carry_no_values_and_quote_paths() -> None:
     route = provision.Route.for_host(host, ssh_options=["Port=22"], use_sudo=True)
     commands = provision.host_commands(route, ["activate", "install"])
     assert commands == [
-        ["sudo", "-n", "aux-secrets", "activate", "--bundle", "-", "--root", "/tmp/a b"],
+        ["sudo", "-n", "aux-secrets", "activate", "--bundle", "-", "--json", "--root", "/tmp/a b"],
         ["sudo", "-n", "aux-secrets", "install", "--root", "/tmp/a b"],
     ]
     line = provision.remote_line(commands)
@@ -150,3 +150,15 @@ def test_manifest_choice(tmp_path: Path) -> None:
 
     with pytest.raises(NotFoundError):
         provision.manifest_for_host(host, tmp_path, system=tmp_path)
+
+
+def test_host_output_json_documents_are_merged() -> None:
+    stdout = (
+        b'{\n  "changed": ["a", "b"],\n  "serial": 3\n}\n'
+        b"some line\n"
+        b'{"changed": ["b", "c"], "restarted": ["x.service"]}\n'
+    )
+    doc = provision.parse_host_output(stdout)
+    assert doc["changed"] == ["a", "b", "c"]
+    assert doc["restarted"] == ["x.service"]
+    assert provision.parse_host_output(b"no json here {")["changed"] == []

@@ -265,7 +265,7 @@ def host_commands(route: Route, steps: Sequence[str]) -> list[list[str]]:
     out: list[list[str]] = []
     for step in steps:
         if step == "activate":
-            out.append([*base, "activate", "--bundle", "-", *common])
+            out.append([*base, "activate", "--bundle", "-", "--json", *common])
         elif step == "install":
             out.append([*base, "install", *common])
         elif step == "status":
@@ -346,18 +346,26 @@ class HostReport:
 
 
 def parse_host_output(stdout: bytes) -> dict[str, Any]:
-    """Pick the JSON documents (one per line) that activate/install print with --json."""
+    """Merge the JSON objects that activate/install print with ``--json`` (in order)."""
+    text = stdout.decode("utf-8", "replace")
+    decoder = json.JSONDecoder()
     found: dict[str, Any] = {}
-    for line in stdout.decode("utf-8", "replace").splitlines():
-        line = line.strip()
-        if not line.startswith("{"):
-            continue
+    changed: list[str] = []
+    pos = 0
+    while True:
+        start = text.find("{", pos)
+        if start < 0:
+            break
         try:
-            doc = json.loads(line)
+            doc, end = decoder.raw_decode(text, start)
         except json.JSONDecodeError:
+            pos = start + 1
             continue
+        pos = end
         if isinstance(doc, dict):
+            changed += [str(n) for n in _names(doc.get("changed")) if str(n) not in changed]
             found.update(doc)
+    found["changed"] = changed
     return found
 
 
