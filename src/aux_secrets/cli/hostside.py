@@ -170,7 +170,83 @@ def activate(
 
 
 # --------------------------------------------------------------------------- install
-# `install` (the installer) is registered from here as well; see register().
+
+
+def install(
+    manifest: ManifestOpt = None,
+    root: RootOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report what would change; write nothing.")
+    ] = False,
+    for_users: Annotated[
+        bool,
+        typer.Option(
+            "--for-users",
+            help="Install only the neededForUsers secrets into usersDir (before users exist).",
+        ),
+    ] = False,
+    activation_lists: Annotated[
+        bool,
+        typer.Option(
+            "--activation-lists",
+            help="Append units to NixOS's /run/nixos/activation-{restart,reload}-list "
+            "instead of running systemctl (for the activation script of a switch).",
+        ),
+    ] = False,
+    at: Annotated[str | None, typer.Option("--at", hidden=True)] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Install the manifest's secrets from the local store as a new generation.
+
+    Writes generationsDir/N+1, swaps runtimeDir to it atomically, and asks systemd to
+    try-restart / try-reload-or-restart the units of exactly the files that changed.
+    Prints the next rotation boundary as 'next rotation: ...' for a timer. Example:
+
+    \b
+        aux-secrets install
+        aux-secrets install --root /tmp/demo-root --dry-run
+    """
+    import json
+    from datetime import UTC, datetime
+
+    from aux_secrets.adapters.installer import install as run_install
+    from aux_secrets.adapters.installer import report_json, report_lines
+    from aux_secrets.adapters.systemctl import ActivationLists, Systemctl
+    from aux_secrets.cli import output
+    from aux_secrets.core.rotation import parse_instant
+    from aux_secrets.errors import NotFoundError
+
+    root_dir = resolve_root(root)
+    parsed = load_manifest(manifest, root_dir)
+    assert parsed is not None  # required=True
+    when = parse_instant(at) if at is not None else datetime.now(UTC)
+    requester = (
+        ActivationLists(root_dir) if activation_lists else Systemctl(parsed.settings.systemctl)
+    )
+    store = open_store(parsed, root_dir)
+    report = run_install(
+        parsed,
+        store,
+        root=root_dir,
+        at=when,
+        requester=requester,
+        audit=store.audit,
+        dry_run=dry_run,
+        for_users=for_users,
+    )
+    for warning in report.result.warnings:
+        output.warning(warning)
+    if as_json:
+        text = json.dumps(report_json(report), indent=2, sort_keys=True) + "\n"
+    else:
+        text = "\n".join(report_lines(report)) + "\n"
+    output.write_stdout_bytes(text.encode())
+    if report.missing:
+        names = ", ".join(m.key.split(":", 1)[1] for m in report.missing)
+        raise NotFoundError(
+            f"{len(report.missing)} not installed (the others are): {names}",
+            hint=f"aux-secrets provision --host {parsed.host}",
+        )
 
 
 # --------------------------------------------------------------------------- status
@@ -355,6 +431,6 @@ def audit_verify(
 
 def register(app: typer.Typer) -> None:
     app.command("activate")(activate)
-    # app.command("install")(install)  -- the installer command registers here.
+    app.command("install")(install)
     app.command("status")(status)
     app.add_typer(audit_app, name="audit")
