@@ -1,0 +1,182 @@
+"""From a manifest's secret specs to values: derive (with rotation) or read the store.
+
+Used on the operator's side by ``render`` (preview) and by provisioning (bundles). For an
+instant ``at`` each secret becomes a list of slots (``current``, ``retired`` newest first,
+``ahead`` soonest first), each with its half-open window, plus the public half of a
+derived key type. A fixed secret from the store has one open-window ``current`` slot and
+its kept values as open-window ``retired`` slots.
+
+The scheme and the store are passed in; nothing here prompts, and values never reach a
+message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from aux_secrets.core.render import SecretValues
+from aux_secrets.core.rotation import OPEN_NOT_AFTER, OPEN_NOT_BEFORE, Rotation, expand
+from aux_secrets.errors import AuxError, NotFoundError
+
+if TYPE_CHECKING:
+    from aux_secrets.core.bundle import BundleSecret
+    from aux_secrets.core.keystream import Scheme
+    from aux_secrets.core.manifest import DeriveSource, Manifest, SecretSpec
+
+KEY_TYPES = ("ed25519", "x25519", "ec256", "ec384", "ec521", "rsa2048", "rsa4096")
+
+Role = Literal["current", "retired", "ahead"]
+
+
+class StoredLike(Protocol):
+    """What the store gives back for one name (core.storefile.StoredSecret fits)."""
+
+    @property
+    def current(self) -> bytes: ...
+    @property
+    def retired(self) -> tuple[bytes, ...]: ...
+
+
+StoreReader = Callable[[str], StoredLike]
+
+
+@dataclass(frozen=True)
+class ResolvedSlot:
+    role: Role
+    label: str
+    realm: str  # "" for a stored secret
+    not_before: datetime
+    not_after: datetime
+    value: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ResolvedSecret:
+    """One secret's slots at an instant; ``values()`` is what renders at that instant."""
+
+    name: str
+    slots: tuple[ResolvedSlot, ...]
+    public: bytes | None = field(default=None, repr=False)
+
+    def values(self) -> SecretValues:
+        current = next(s.value for s in self.slots if s.role == "current")
+        retired = tuple(s.value for s in self.slots if s.role == "retired")
+        return SecretValues(current=current, retired=retired, public=self.public)
+
+
+def rotation_of(source: DeriveSource) -> Rotation | None:
+    spec = source.rotation
+    if spec is None:
+        return None
+    return Rotation(spec.period, spec.retired, spec.ahead)
+
+
+def _derive_slots(
+    name: str, source: DeriveSource, scheme: Scheme, at: datetime
+) -> tuple[tuple[ResolvedSlot, ...], bytes | None]:
+    from aux_secrets.core.derive import DeriveRequest, derive
+
+    slots: list[ResolvedSlot] = []
+    try:
+        expanded = expand(source.realm, rotation_of(source), at)
+        for slot in expanded:
+            request = DeriveRequest(
+                realm=slot.realm,
+                type=source.type,
+                length=source.length,
+                charset=source.charset,
+                encoding=source.encoding,
+                public=source.public,
+            )
+            value = derive(scheme, request)
+            slots.append(
+                ResolvedSlot(
+                    slot.role, slot.label, slot.realm, slot.not_before, slot.not_after, value
+                )
+            )
+        public = None
+        if source.type in KEY_TYPES:
+            encoding = source.encoding if source.public else None
+            public = derive(
+                scheme,
+                DeriveRequest(
+                    realm=expanded[0].realm, type=source.type, encoding=encoding, public=True
+                ),
+            )
+    except AuxError as exc:
+        raise type(exc)(f"secret {name!r}: {exc.message}", hint=exc.hint) from None
+    return tuple(slots), public
+
+
+def _store_slots(name: str, store_name: str, read: StoreReader | None) -> tuple[ResolvedSlot, ...]:
+    if read is None:
+        raise NotFoundError(
+            f"secret {name!r}: needs store secret {store_name!r}, but no store is available"
+        )
+    stored = read(store_name)
+    slots = [ResolvedSlot("current", "", "", OPEN_NOT_BEFORE, OPEN_NOT_AFTER, stored.current)]
+    versions: tuple[int, ...] = tuple(getattr(stored, "retired_versions", ()) or ())
+    for k, value in enumerate(stored.retired):
+        label = f"v{versions[k]}" if k < len(versions) else f"retired-{k + 1}"
+        slots.append(ResolvedSlot("retired", label, "", OPEN_NOT_BEFORE, OPEN_NOT_AFTER, value))
+    return tuple(slots)
+
+
+def resolve_secret(
+    spec: SecretSpec, scheme: Scheme, read_store: StoreReader | None, at: datetime
+) -> ResolvedSecret:
+    """The slots of one manifest secret at instant ``at``."""
+    from aux_secrets.core.manifest import DeriveSource
+
+    source = spec.source
+    if isinstance(source, DeriveSource):
+        slots, public = _derive_slots(spec.name, source, scheme, at)
+        return ResolvedSecret(spec.name, slots, public)
+    return ResolvedSecret(spec.name, _store_slots(spec.name, source.name, read_store), None)
+
+
+def resolve_manifest(
+    manifest: Manifest,
+    scheme: Scheme,
+    read_store: StoreReader | None,
+    at: datetime,
+    names: Iterable[str] | None = None,
+) -> dict[str, ResolvedSecret]:
+    """Every secret of ``manifest`` (or just ``names``) resolved at ``at``, sorted by name."""
+    wanted = sorted(manifest.secrets) if names is None else sorted(set(names))
+    return {name: resolve_secret(manifest.secrets[name], scheme, read_store, at) for name in wanted}
+
+
+def values_of(resolved: Mapping[str, ResolvedSecret]) -> dict[str, SecretValues]:
+    return {name: secret.values() for name, secret in resolved.items()}
+
+
+def store_reader(vault: object, scheme: Scheme) -> StoreReader:
+    """Read store secrets of ``vault`` as ``store get`` does (files and external sources)."""
+    from aux_secrets.adapters.store import vault_store
+
+    store = vault_store(vault, commit=False)  # type: ignore[arg-type]
+
+    def read(name: str) -> StoredLike:
+        return store.get(scheme, name)
+
+    return read
+
+
+def bundle_secrets(
+    vault: object, scheme: Scheme, manifest: Manifest, at: datetime
+) -> dict[str, BundleSecret]:
+    """Every secret of ``manifest`` as bundle entries (all slots, with the public half)."""
+    from aux_secrets.core.bundle import BundleSecret, BundleSlot
+
+    read = store_reader(vault, scheme)
+    result: dict[str, BundleSecret] = {}
+    for name, secret in resolve_manifest(manifest, scheme, read, at).items():
+        slots = tuple(
+            BundleSlot(s.role, s.label, s.not_before, s.not_after, s.value) for s in secret.slots
+        )
+        result[name] = BundleSecret(slots=slots, public=secret.public)
+    return result
