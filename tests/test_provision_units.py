@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -73,7 +74,7 @@ def test_host_commands_carry_no_values_and_quote_paths() -> None:
     commands = provision.host_commands(route, ["activate", "install"])
     assert commands == [
         ["sudo", "-n", "aux-secrets", "activate", "--bundle", "-", "--json", "--root", "/tmp/a b"],
-        ["sudo", "-n", "aux-secrets", "install", "--root", "/tmp/a b"],
+        ["sudo", "-n", "aux-secrets", "install", "--json", "--root", "/tmp/a b"],
     ]
     line = provision.remote_line(commands)
     assert line.split(" && ")[0] == shlex.join(commands[0])
@@ -152,13 +153,23 @@ def test_manifest_choice(tmp_path: Path) -> None:
         provision.manifest_for_host(host, tmp_path, system=tmp_path)
 
 
-def test_host_output_json_documents_are_merged() -> None:
+def test_host_report_from_activate_and_install_json() -> None:
     stdout = (
-        b'{\n  "changed": ["a", "b"],\n  "serial": 3\n}\n'
-        b"some line\n"
-        b'{"changed": ["b", "c"], "restarted": ["x.service"]}\n'
+        b'{\n  "bundleId": "ab", "previousSerial": 1, "changed": ["db/password"]\n}\n'
+        b'{"generation": 2, "changed": [{"kind": "secret", "name": "db/password"}],'
+        b' "appeared": [{"kind": "template", "name": "app/url"}], "removed": [],'
+        b' "tryRestart": ["postgresql.service"], "tryReloadOrRestart": []}\n'
     )
-    doc = provision.parse_host_output(stdout)
-    assert doc["changed"] == ["a", "b", "c"]
-    assert doc["restarted"] == ["x.service"]
-    assert provision.parse_host_output(b"no json here {")["changed"] == []
+    bundle = provision.Bundle("web1", 7, "ab", datetime(2026, 11, 22, tzinfo=UTC), 2, b"")
+    report = provision.report_from_output(bundle, "local", stdout, b"warning\n")
+    assert report.store_changed == ("db/password",)
+    assert report.changed == ("db/password", "app/url")
+    assert report.restarted == ("postgresql.service",)
+    assert report.generation == 2
+    assert not report.no_change
+    assert "restarted postgresql.service" in report.summary()
+    quiet = provision.report_from_output(
+        bundle, "local", b'{"generation": 3, "changed": [], "tryRestart": []}', b""
+    )
+    assert quiet.no_change
+    assert quiet.summary() == "serial 7: no change"

@@ -267,7 +267,7 @@ def host_commands(route: Route, steps: Sequence[str]) -> list[list[str]]:
         if step == "activate":
             out.append([*base, "activate", "--bundle", "-", "--json", *common])
         elif step == "install":
-            out.append([*base, "install", *common])
+            out.append([*base, "install", "--json", *common])
         elif step == "status":
             out.append([*base, "status", "--json", *common])
         else:
@@ -321,18 +321,20 @@ def _child_env() -> dict[str, str]:
 
 @dataclass(frozen=True)
 class HostReport:
-    """What one provision did on one host."""
+    """What one provision did on one host (names and units only, never a value)."""
 
     host: str
     where: str
     serial: int
     bundle_id: str
     secrets: int
-    changed: tuple[str, ...] = ()
+    store_changed: tuple[str, ...] = ()  # secrets whose value the local store took in
+    changed: tuple[str, ...] = ()  # installed files that changed, appeared or went
     restarted: tuple[str, ...] = ()
     reloaded: tuple[str, ...] = ()
     no_change: bool = False
-    output: str = ""
+    generation: int | None = None
+    output: str = ""  # the host's stderr (warnings)
 
     def summary(self) -> str:
         if self.no_change:
@@ -345,12 +347,11 @@ class HostReport:
         return "; ".join(parts)
 
 
-def parse_host_output(stdout: bytes) -> dict[str, Any]:
-    """Merge the JSON objects that activate/install print with ``--json`` (in order)."""
+def parse_host_output(stdout: bytes) -> list[dict[str, Any]]:
+    """The JSON objects that ``activate --json`` and ``install --json`` print, in order."""
     text = stdout.decode("utf-8", "replace")
     decoder = json.JSONDecoder()
-    found: dict[str, Any] = {}
-    changed: list[str] = []
+    docs: list[dict[str, Any]] = []
     pos = 0
     while True:
         start = text.find("{", pos)
@@ -363,43 +364,64 @@ def parse_host_output(stdout: bytes) -> dict[str, Any]:
             continue
         pos = end
         if isinstance(doc, dict):
-            changed += [str(n) for n in _names(doc.get("changed")) if str(n) not in changed]
-            found.update(doc)
-    found["changed"] = changed
-    return found
+            docs.append(doc)
+    return docs
 
 
 def _names(value: object) -> tuple[str, ...]:
-    if isinstance(value, list | tuple):
-        return tuple(str(v) for v in value)
-    return ()
+    """Names from a list of strings or of ``{"name": ...}`` objects."""
+    if not isinstance(value, list | tuple):
+        return ()
+    out: list[str] = []
+    for item in value:
+        name = item.get("name") if isinstance(item, dict) else item
+        if isinstance(name, str) and name not in out:
+            out.append(name)
+    return tuple(out)
+
+
+def report_from_output(bundle: Bundle, where: str, stdout: bytes, stderr: bytes) -> HostReport:
+    activated: dict[str, Any] = {}
+    installed: dict[str, Any] = {}
+    for doc in parse_host_output(stdout):
+        if "bundleId" in doc and "previousSerial" in doc:
+            activated = doc
+        elif "generation" in doc:
+            installed = doc
+    files = _names(installed.get("changed")) + _names(installed.get("appeared"))
+    removed = _names(installed.get("removed"))
+    restarted = _names(installed.get("tryRestart"))
+    reloaded = _names(installed.get("tryReloadOrRestart"))
+    return HostReport(
+        host=bundle.host,
+        where=where,
+        serial=bundle.serial,
+        bundle_id=bundle.bundle_id,
+        secrets=bundle.secrets,
+        store_changed=_names(activated.get("changed")),
+        changed=files + tuple(n for n in removed if n not in files),
+        restarted=restarted,
+        reloaded=reloaded,
+        no_change=not files and not removed and not restarted and not reloaded,
+        generation=installed.get("generation")
+        if isinstance(installed.get("generation"), int)
+        else None,
+        output=stderr.decode("utf-8", "replace").strip(),
+    )
 
 
 def deliver(bundle: Bundle, route: Route, *, timeout: float = 300.0) -> HostReport:
     """Stream the sealed bundle to activate, then run install; the host's failure raises."""
     result = run_on_host(route, ["activate", "install"], bundle.data, timeout)
-    text = (result.stdout + result.stderr).decode("utf-8", "replace").strip()
     if result.returncode != 0:
-        lines = [line for line in text.splitlines() if line.strip()]
-        error = next((line for line in lines if ": error: " in line), lines[-1] if lines else "")
-        message = error.split(": error: ", 1)[-1] if error else f"exit {result.returncode}"
-        raise ExternalError(f"host {bundle.host} ({route.where}): {message}")
-    doc = parse_host_output(result.stdout)
-    changed = _names(doc.get("changed"))
-    restarted = _names(doc.get("restarted", doc.get("restart")))
-    reloaded = _names(doc.get("reloaded", doc.get("reload")))
-    return HostReport(
-        host=bundle.host,
-        where=route.where,
-        serial=bundle.serial,
-        bundle_id=bundle.bundle_id,
-        secrets=bundle.secrets,
-        changed=changed,
-        restarted=restarted,
-        reloaded=reloaded,
-        no_change=not changed and not restarted and not reloaded,
-        output=text,
-    )
+        raise ExternalError(f"host {bundle.host} ({route.where}): {_host_error(result)}")
+    return report_from_output(bundle, route.where, result.stdout, result.stderr)
+
+
+def _host_error(result: ssh.CommandResult) -> str:
+    lines = [line for line in result.stderr_text.splitlines() if line.strip()]
+    error = next((line for line in lines if ": error: " in line), lines[-1] if lines else "")
+    return error.split(": error: ", 1)[-1] if error else f"exit status {result.returncode}"
 
 
 def provision_host(
@@ -611,8 +633,5 @@ def verify_host(
     expected = expected_fingerprints(fingerprint_key(scheme, host.name), secrets)
     result = run_on_host(route, ["status"], b"", timeout)
     if result.returncode != 0:
-        text = result.stderr_text.splitlines()
-        error = next((line for line in text if ": error: " in line), text[-1] if text else "")
-        message = error.split(": error: ", 1)[-1] if error else f"exit {result.returncode}"
-        raise ExternalError(f"host {host.name} ({route.where}): status failed: {message}")
+        raise ExternalError(f"host {host.name} ({route.where}): status: {_host_error(result)}")
     return compare_fingerprints(expected, parse_status(result.stdout, host.name))

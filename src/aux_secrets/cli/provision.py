@@ -572,21 +572,30 @@ def _report_doc(report: Any) -> dict[str, object]:
         "serial": report.serial,
         "bundleId": report.bundle_id,
         "secrets": report.secrets,
+        "storeChanged": list(report.store_changed),
         "changed": list(report.changed),
         "restarted": list(report.restarted),
         "reloaded": list(report.reloaded),
+        "generation": report.generation,
         "noChange": report.no_change,
     }
 
 
 def _print_report(report: Any) -> None:
+    for line in report.output.splitlines():
+        output.info(f"{report.host}: {line}")
     print(
-        f"{report.host} ({report.where}): bundle serial {report.serial}, {report.secrets} secrets"
+        f"{report.host} ({report.where}): bundle serial {report.serial}, "
+        f"{report.secrets} secrets, generation {report.generation}"
     )
-    if report.output:
-        for line in report.output.splitlines():
-            print(f"  {line}")
-    print(f"  {report.summary()}")
+    for name in report.changed:
+        print(f"  changed    {name}")
+    for unit in report.restarted:
+        print(f"  restarted  {unit}")
+    for unit in report.reloaded:
+        print(f"  reloaded   {unit}")
+    if report.no_change:
+        print("  no change")
 
 
 # --------------------------------------------------------------------------- verify
