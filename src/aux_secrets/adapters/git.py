@@ -60,16 +60,18 @@ def commit_paths(root: Path, paths: Sequence[Path], message: str) -> bool:
         _check(
             _git(root, "rm", "--cached", "-q", "--ignore-unmatch", "-r", paths=missing), "git rm"
         )
-    every = existing + missing
-    staged = _git(root, "diff", "--cached", "--name-only", "-z", paths=every)
-    _check(staged, "git diff")
-    changed = [p.decode("utf-8", "surrogateescape") for p in staged.stdout.split(b"\0") if p]
-    if not changed:
-        return False
-    # git prints names relative to the top of the work tree; commit from there.
     top = _git(root, "rev-parse", "--show-toplevel")
     _check(top, "git rev-parse")
     top_dir = Path(top.stdout.decode("utf-8", "surrogateescape").strip())
+    base = root.resolve()
+    ours = {os.path.relpath(base / os.path.relpath(p, root), top_dir.resolve()) for p in paths}
+    staged = _git(top_dir, "diff", "--cached", "--name-only", "--no-renames", "-z")
+    _check(staged, "git diff")
+    names = (p.decode("utf-8", "surrogateescape") for p in staged.stdout.split(b"\0") if p)
+    changed = [name for name in names if name in ours]
+    if not changed:
+        return False
+    # git names paths relative to the top of the work tree; commit from there.
     _check(_git(top_dir, "commit", "-q", "-m", message, paths=changed), "git commit")
     return True
 

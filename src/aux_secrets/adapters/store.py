@@ -537,8 +537,11 @@ def run_source(template: str, prefix: str, name: str) -> bytes:
 
 
 class VaultLike(Protocol):
-    root: Path
-    store_dir: Path
+    @property
+    def root(self) -> Path: ...
+
+    @property
+    def store_dir(self) -> Path: ...
 
     def section(self, name: str) -> dict[str, object]: ...
 
