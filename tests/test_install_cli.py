@@ -1,0 +1,351 @@
+"""``aux-secrets install`` end to end: real systemd-creds local store, a recording systemctl."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aux_secrets.adapters.bundle_age import seal_bundle
+from aux_secrets.core.bundle import (
+    OPEN_NOT_AFTER,
+    OPEN_NOT_BEFORE,
+    BundlePayload,
+    BundleSecret,
+    BundleSlot,
+    encode_payload,
+)
+from tests.helpers import assert_one_line_error, cli, require_program
+
+HOST = "web1"
+NOV = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+def month(y: int, m: int) -> datetime:
+    return datetime(y, m, 1, tzinfo=UTC)
+
+
+def fixed(value: bytes, public: bytes | None = None) -> BundleSecret:
+    return BundleSecret(
+        slots=(BundleSlot("current", "fixed", OPEN_NOT_BEFORE, OPEN_NOT_AFTER, value),),
+        public=public,
+    )
+
+
+def monthly(prefix: bytes) -> BundleSecret:
+    return BundleSecret(
+        slots=(
+            BundleSlot("current", "2026-11", month(2026, 11), month(2026, 12), prefix + b"-nov"),
+            BundleSlot("retired", "2026-10", month(2026, 10), month(2026, 11), prefix + b"-oct"),
+            BundleSlot("ahead", "2026-12", month(2026, 12), month(2027, 1), prefix + b"-dec"),
+        )
+    )
+
+
+@dataclass
+class Host:
+    root: Path
+    manifest: Path
+    calls: Path
+    user: str
+    serial: int = 0
+
+    def install(self, *args: str, at: datetime = NOV) -> subprocess.CompletedProcess[bytes]:
+        return cli(
+            "install",
+            "--root",
+            self.root,
+            "--manifest",
+            self.manifest,
+            "--at",
+            at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            *args,
+        )
+
+    def recorded(self) -> list[str]:
+        if not self.calls.exists():
+            return []
+        return self.calls.read_text().splitlines()
+
+    def deliver(self, secrets: dict[str, BundleSecret]) -> None:
+        self.serial += 1
+        payload = BundlePayload(
+            host=HOST,
+            serial=self.serial,
+            created=NOV,
+            bundle_id=uuid.uuid4().hex,
+            fingerprint_key=b"k" * 32,
+            secrets=secrets,
+        )
+        pub = (self.root / "etc/ssh/ssh_host_ed25519_key.pub").read_text().strip()
+        bundle = self.root / f"bundle-{self.serial}.age"
+        bundle.write_bytes(seal_bundle(encode_payload(payload), [pub]))
+        done = cli("activate", "--bundle", bundle, "--root", self.root, "--manifest", self.manifest)
+        assert done.returncode == 0, done.stderr.decode()
+
+    def write_manifest(self, doc: dict[str, Any]) -> None:
+        self.manifest.write_text(json.dumps(doc))
+
+
+def manifest_doc(recorder: Path, user: str) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "host": HOST,
+        "settings": {"systemctl": [str(recorder)], "group": user, "keepGenerations": 2},
+        "secrets": {
+            "db/password": {
+                "source": {"derive": {"realm": "db/web1"}},
+                "owner": user,
+                "group": user,
+                "mode": "0440",
+                "restartUnits": ["postgresql.service"],
+            },
+            "hmac": {
+                "source": {
+                    "derive": {
+                        "realm": "talos/hmac/{period}",
+                        "rotation": {"period": "monthly", "retired": 1, "ahead": 1},
+                    }
+                },
+                "format": "env",
+                "envName": "HMAC",
+                "reloadUnits": ["api.service"],
+            },
+            "api-token": {
+                "source": {"store": "api-token"},
+                "path": "/etc/app/token",
+                "restartUnits": ["app.service"],
+            },
+            "root-password": {"source": {"store": "root-password"}, "neededForUsers": True},
+        },
+        "templates": {
+            "app.yaml": {
+                "content": "hmac: {{aux:hmac}}\nretired: {{aux:hmac:retired}}\n",
+                "format": "yaml",
+                "restartUnits": ["app.service"],
+            }
+        },
+    }
+
+
+SECRETS = {
+    "db/password": fixed(b"db-pass"),
+    "hmac": monthly(b"hmac"),
+    "api-token": fixed(b"tok-1"),
+    "root-password": fixed(b"$6$hash"),
+}
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Iterator[Host]:
+    require_program("systemd-creds", "systemd")
+    keygen = require_program("ssh-keygen", "openssh-client")
+    root = tmp_path / "root"
+    (root / "etc/ssh").mkdir(parents=True)
+    subprocess.run(
+        [keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(root / "etc/ssh/ssh_host_ed25519_key")],
+        check=True,
+    )
+    calls = tmp_path / "calls.log"
+    recorder = tmp_path / "systemctl"
+    recorder.write_text(f'#!/bin/sh\necho "$*" >> {calls}\n')
+    recorder.chmod(0o755)
+    user = "auxi" + uuid.uuid4().hex[:8]
+    subprocess.run(["groupadd", user], check=True)
+    subprocess.run(["useradd", "-M", "-N", "-g", user, "-s", "/usr/sbin/nologin", user], check=True)
+    h = Host(root=root, manifest=tmp_path / "manifest.json", calls=calls, user=user)
+    h.write_manifest(manifest_doc(recorder, user))
+    try:
+        h.deliver(dict(SECRETS))
+        yield h
+    finally:
+        subprocess.run(["userdel", user], check=False)
+        subprocess.run(["groupdel", user], check=False)
+
+
+def owner_mode(path: Path) -> tuple[str, str, int]:
+    import grp
+    import pwd
+
+    st = os.lstat(path)
+    return (
+        pwd.getpwuid(st.st_uid).pw_name,
+        grp.getgrgid(st.st_gid).gr_name,
+        stat.S_IMODE(st.st_mode),
+    )
+
+
+def test_first_install_then_no_change(host: Host) -> None:
+    result = host.install()
+    assert result.returncode == 0, result.stderr.decode()
+    out = result.stdout.decode()
+    assert "generation 1 installed" in out
+    assert out.splitlines()[-1] == "next rotation: 2026-12-01T00:00:00Z"
+    run = host.root / "run/aux-secrets"
+    assert (run / "db/password").read_bytes() == b"db-pass"
+    assert owner_mode(run / "db/password") == (host.user, host.user, 0o440)
+    assert (run / "hmac").read_bytes() == b"HMAC_CURRENT=hmac-nov\nHMAC_RETIRED=hmac-oct\n"
+    assert owner_mode(run / "hmac") == ("root", "root", 0o400)
+    assert (run / "templates/app.yaml").read_bytes() == b'hmac: "hmac-nov"\nretired: ["hmac-oct"]\n'
+    token = host.root / "etc/app/token"
+    assert token.is_symlink() and token.read_bytes() == b"tok-1"
+    assert not (run / "root-password").exists()  # neededForUsers goes to its own tree
+    assert owner_mode(host.root / "run/aux-secrets.d") == ("root", host.user, 0o751)
+    assert host.recorded() == [
+        "try-restart app.service postgresql.service",
+        "try-reload-or-restart api.service",
+    ]
+    # The same store and manifest again: a new generation, zero restarts.
+    again = host.install("--json")
+    assert again.returncode == 0, again.stderr.decode()
+    report = json.loads(again.stdout)
+    assert report["generation"] == 2 and report["previous"] == 1
+    assert report["tryRestart"] == [] and report["tryReloadOrRestart"] == []
+    assert report["changed"] == [] and report["appeared"] == []
+    assert report["nextRotation"] == "2026-12-01T00:00:00Z"
+    assert len(host.recorded()) == 2
+    audit = cli("audit", "verify", "--root", host.root, "--manifest", host.manifest)
+    assert audit.returncode == 0, audit.stderr.decode()
+    assert "3 entries" in audit.stdout.decode()  # activate + two installs
+
+
+def test_rotation_boundary_passed_installs_new_current(host: Host) -> None:
+    assert host.install().returncode == 0
+    before = len(host.recorded())
+    result = host.install("--json", at=month(2026, 12))
+    assert result.returncode == 0, result.stderr.decode()
+    report = json.loads(result.stdout)
+    assert report["changed"] == [
+        {"kind": "secret", "name": "hmac"},
+        {"kind": "template", "name": "app.yaml"},
+    ]
+    assert (host.root / "run/aux-secrets/hmac").read_bytes() == (
+        b"HMAC_CURRENT=hmac-dec\nHMAC_RETIRED=hmac-nov\n"
+    )
+    assert host.recorded()[before:] == [
+        "try-restart app.service",
+        "try-reload-or-restart api.service",
+    ]
+    assert report["nextRotation"] == "2027-01-01T00:00:00Z"
+
+
+def test_changed_store_value_restarts_only_its_units(host: Host) -> None:
+    assert host.install().returncode == 0
+    before = len(host.recorded())
+    host.deliver({**SECRETS, "api-token": fixed(b"tok-2")})
+    result = host.install()
+    assert result.returncode == 0, result.stderr.decode()
+    assert host.recorded()[before:] == ["try-restart app.service"]
+    assert (host.root / "etc/app/token").read_bytes() == b"tok-2"
+
+
+def test_missing_secret_others_installed(host: Host) -> None:
+    host.deliver({k: v for k, v in SECRETS.items() if k != "api-token"})
+    result = host.install()
+    line = assert_one_line_error(result, "api-token")
+    assert "hint: aux-secrets provision --host web1" in result.stderr.decode()
+    assert "1 not installed" in line
+    assert (host.root / "run/aux-secrets/db/password").read_bytes() == b"db-pass"
+    assert "missing   secret api-token: not in the local store" in result.stdout.decode()
+
+
+def test_dry_run_writes_nothing(host: Host) -> None:
+    before = sorted(str(p) for p in host.root.rglob("*"))
+    result = host.install("--dry-run", "--json")
+    assert result.returncode == 0, result.stderr.decode()
+    report = json.loads(result.stdout)
+    assert report["dryRun"] is True and report["generation"] == 1
+    assert report["tryRestart"] == ["app.service", "postgresql.service"]
+    assert sorted(str(p) for p in host.root.rglob("*")) == before
+    assert host.recorded() == []
+
+
+def test_for_users_tree(host: Host) -> None:
+    result = host.install("--for-users")
+    assert result.returncode == 0, result.stderr.decode()
+    users = host.root / "run/aux-secrets-for-users"
+    assert os.readlink(users) == "aux-secrets-for-users.d/1"
+    assert (users / "root-password").read_bytes() == b"$6$hash"
+    assert owner_mode(users / "root-password") == ("root", "root", 0o400)
+    assert sorted(p.name for p in users.iterdir()) == [".generation.json", "root-password"]
+    assert not (host.root / "run/aux-secrets").exists()
+
+
+def test_activation_lists(host: Host) -> None:
+    result = host.install("--activation-lists")
+    assert result.returncode == 0, result.stderr.decode()
+    nixos = host.root / "run/nixos"
+    assert (nixos / "activation-restart-list").read_text() == "app.service\npostgresql.service\n"
+    assert (nixos / "activation-reload-list").read_text() == "api.service\n"
+    assert host.recorded() == []
+
+
+def test_tampered_store_changes_nothing(host: Host) -> None:
+    assert host.install().returncode == 0
+    blob = next((host.root / "var/lib/aux-secrets").glob("store-*.bin"))
+    data = bytearray(blob.read_bytes())
+    data[-5] ^= 1
+    blob.write_bytes(bytes(data))
+    before = os.readlink(host.root / "run/aux-secrets")
+    result = host.install()
+    assert_one_line_error(result, "local store")
+    assert os.readlink(host.root / "run/aux-secrets") == before
+    assert sorted(os.listdir(host.root / "run/aux-secrets.d")) == [".lock", "1"]
+
+
+def test_unknown_owner_named(host: Host) -> None:
+    doc = json.loads(host.manifest.read_text())
+    doc["secrets"]["db/password"]["owner"] = "no-such-user-aux"
+    host.write_manifest(doc)
+    result = host.install()
+    assert_one_line_error(result, "owner 'no-such-user-aux'", "db/password")
+    assert not (host.root / "run/aux-secrets").exists()
+
+
+def test_planted_symlink_at_runtime_dir(host: Host, tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (host.root / "run").mkdir()
+    os.symlink(victim, host.root / "run/aux-secrets")
+    result = host.install()
+    assert_one_line_error(result, "run/aux-secrets", "not to a generation")
+    assert list(victim.iterdir()) == []
+
+
+def test_manifest_path_inside_generations_dir_refused(host: Host) -> None:
+    doc = json.loads(host.manifest.read_text())
+    doc["secrets"]["db/password"]["path"] = "/run/aux-secrets.d/9/x"
+    host.write_manifest(doc)
+    result = host.install()
+    assert_one_line_error(result, "$.secrets")
+    assert not (host.root / "run").exists()
+
+
+def test_manifest_path_in_system_place_refused(host: Host) -> None:
+    doc = json.loads(host.manifest.read_text())
+    doc["secrets"]["db/password"]["path"] = "/proc/self/x"
+    host.write_manifest(doc)
+    result = host.install()
+    assert_one_line_error(result, "/proc/self/x", "no secret file may go")
+    assert not (host.root / "run").exists()
+
+
+def test_failing_systemctl_reported_after_install(host: Host, tmp_path: Path) -> None:
+    failing = tmp_path / "failing-systemctl"
+    failing.write_text("#!/bin/sh\necho 'Failed to connect to bus' >&2\nexit 1\n")
+    failing.chmod(0o755)
+    doc = json.loads(host.manifest.read_text())
+    doc["settings"]["systemctl"] = [str(failing)]
+    host.write_manifest(doc)
+    result = host.install()
+    assert_one_line_error(result, "generation 1 is installed", "try-restart")
+    assert (host.root / "run/aux-secrets/db/password").read_bytes() == b"db-pass"
