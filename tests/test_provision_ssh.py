@@ -6,8 +6,6 @@ import json
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from tests.helpers import assert_one_line_error, cli, require_program
 from tests.provision_helpers import (
     HostRoot,
