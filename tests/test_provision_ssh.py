@@ -229,3 +229,26 @@ def test_unknown_host_and_missing_options(tmp_path: Path) -> None:
     assert_one_line_error(cli("provision", *vault.args()), "--host")
     assert_one_line_error(cli("provision", "--all", *vault.args()), "no hosts")
     assert_one_line_error(cli("verify", "--host", "x", "--all", *vault.args()), "--all")
+
+
+def test_stored_token_and_its_retired_value_reach_the_host(tmp_path: Path, sshd: Sshd) -> None:
+    age = require_program("age", "age")
+    vault = make_vault(tmp_path)
+    for command, value in (("add", b"token-one"), ("set", b"token-two")):
+        stored = cli("store", command, "github/token", "--no-commit", *vault.args(), input=value)
+        assert stored.returncode == 0, stored.stderr
+    extra = {"github/token": {"source": {"store": "github/token"}, "restartUnits": ["ci.service"]}}
+    host = make_host_root(tmp_path, "web1", sshd.host_key, extra)
+    add_host(vault, host, sshd)
+    result = _provision(vault.args(), "--host", "web1")
+    assert result.returncode == 0, result.stderr
+    assert host.installed("github/token") == b"token-two"
+    assert any(call.startswith("try-restart") and "ci.service" in call for call in host.calls())
+    assert b"token-" not in result.stdout + result.stderr
+    bundle = _bundle(vault.args(), "web1", host.manifest, tmp_path / "b.age")
+    opened = subprocess.run(
+        [age, "-d", "-i", str(sshd.host_key), str(bundle)], capture_output=True, check=True
+    )
+    slots = json.loads(opened.stdout)["secrets"]["github/token"]["slots"]
+    assert [s["role"] for s in slots] == ["current", "retired"]
+    assert all(s["label"] for s in slots)
