@@ -52,6 +52,17 @@ def _class_of(ch: str) -> str:
     return "special"
 
 
+# Per charset: the characters of each class it has (classes it lacks are absent).
+_CLASS_MEMBERS: Mapping[str, Mapping[str, frozenset[str]]] = {
+    name: {
+        cls: frozenset(c for c in alphabet if _class_of(c) == cls)
+        for cls in CLASSES
+        if any(_class_of(c) == cls for c in alphabet)
+    }
+    for name, alphabet in ALPHABETS.items()
+}
+
+
 @dataclass(frozen=True)
 class PasswordPolicy:
     """What a password must look like: its charset, length and per-class minimums."""
@@ -78,7 +89,7 @@ class PasswordPolicy:
             )
         if self.length < 1:
             raise PolicyError(f"password length {self.length} is below the minimum of 1")
-        present = {_class_of(c) for c in ALPHABETS[self.charset]}
+        present = _CLASS_MEMBERS[self.charset]
         need = self.required()
         for cls, count in need.items():
             if cls not in CLASSES:
@@ -115,13 +126,8 @@ def _uniform_indices(stream: KeyStream, n: int) -> Iterator[int]:
                 yield b % n
 
 
-def _compliant(password: str, need: Mapping[str, int]) -> bool:
-    if not need:
-        return True
-    counts = dict.fromkeys(CLASSES, 0)
-    for ch in password:
-        counts[_class_of(ch)] += 1
-    return all(counts[cls] >= count for cls, count in need.items())
+def _compliant(password: str, need: list[tuple[frozenset[str], int]]) -> bool:
+    return all(sum(map(members.__contains__, password)) >= count for members, count in need)
 
 
 def generate_password(stream: KeyStream, policy: PasswordPolicy) -> str:
@@ -132,7 +138,8 @@ def generate_password(stream: KeyStream, policy: PasswordPolicy) -> str:
         indices = _gokey_indices(stream)
     else:
         indices = _uniform_indices(stream, len(alphabet))
-    need = {cls: n for cls, n in policy.required().items() if n}
+    members = _CLASS_MEMBERS[policy.charset]
+    need = [(members[cls], n) for cls, n in policy.required().items() if n]
     while True:
         password = "".join(alphabet[next(indices)] for _ in range(policy.length))
         if _compliant(password, need):
