@@ -1,0 +1,509 @@
+# NixOS module for aux-secrets: options -> manifest (/etc/aux-secrets/manifest.json), the
+# units that install secrets at boot and at every switch, mounts and assertions.
+#
+# The module decides everything at build time; `aux-secrets install` reads only the
+# manifest and the local store. The cfg -> manifest function (../nix/manifest.nix) and the
+# assertions (../nix/checks.nix) use builtins only, so CI checks them against the golden
+# manifests without nixpkgs. No option takes a secret value.
+{
+  config,
+  lib,
+  options,
+  pkgs,
+  ...
+}:
+let
+  inherit (lib) mkOption types;
+
+  cfg = config.aux;
+  settings = cfg.settings;
+
+  TYPES = [ "pass" "raw" "ed25519" "x25519" "ec256" "ec384" "ec521" "rsa2048" "rsa4096" ];
+  CHARSETS = [ "gokey" "alnum" "urlsafe" "hex" "base64" "digits" ];
+  PERIODS = [ "daily" "weekly" "monthly" "quarterly" "yearly" ];
+
+  # When each period starts (UTC), for the rotation timer.
+  onCalendar = {
+    daily = "*-*-* 00:00:00 UTC";
+    weekly = "Mon *-*-* 00:00:00 UTC";
+    monthly = "*-*-01 00:00:00 UTC";
+    quarterly = "*-01,04,07,10-01 00:00:00 UTC";
+    yearly = "*-01-01 00:00:00 UTC";
+  };
+
+  unitsOption =
+    verb:
+    mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [ "nginx.service" ];
+      description = "Units to ${verb} when this file changes or first appears (full unit names).";
+    };
+
+  fileOptions = defaultPath: {
+    path = mkOption {
+      type = types.str;
+      default = defaultPath.value;
+      defaultText = lib.literalMD defaultPath.text;
+      description = "Where the file is installed. Outside `aux.settings.runtimeDir` it is a symlink into the active generation.";
+    };
+    owner = mkOption {
+      type = types.str;
+      default = "root";
+      description = "User that owns the file.";
+    };
+    group = mkOption {
+      type = types.str;
+      default = "root";
+      description = "Group of the file.";
+    };
+    mode = mkOption {
+      type = types.str;
+      default = "0400";
+      description = "Permissions, four octal digits.";
+    };
+    restartUnits = unitsOption "try-restart";
+    reloadUnits = unitsOption "try-reload-or-restart";
+  };
+
+  rotationType = types.submodule {
+    options = {
+      period = mkOption {
+        type = types.enum PERIODS;
+        description = "Rotation period; fills `{period}` in the realm (UTC).";
+      };
+      retired = mkOption {
+        type = types.ints.unsigned;
+        default = 0;
+        description = "How many earlier periods stay available as `retired` values.";
+      };
+      ahead = mkOption {
+        type = types.ints.unsigned;
+        default = 0;
+        description = "How many later periods the bundle carries ahead of time (so a boundary passes without the operator).";
+      };
+    };
+  };
+
+  deriveType = types.submodule {
+    options = {
+      realm = mkOption {
+        type = types.str;
+        example = "db/web1";
+        description = "Public name the secret is derived from. Contains `{period}` when `rotation` is set.";
+      };
+      type = mkOption {
+        type = types.enum TYPES;
+        default = "pass";
+        description = "What the derived bytes become.";
+      };
+      length = mkOption {
+        type = types.nullOr types.ints.positive;
+        default = null;
+        description = "Length for `pass` (characters) and `raw` (bytes); null for the type's default.";
+      };
+      charset = mkOption {
+        type = types.enum CHARSETS;
+        default = "gokey";
+        description = "Characters of a `pass` secret.";
+      };
+      encoding = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "openssh";
+        description = "Encoding of the output (see docs/spec/derivation.md); null for the type's default.";
+      };
+      public = mkOption {
+        type = types.bool;
+        default = false;
+        description = "Install only the public half of a key.";
+      };
+      rotation = mkOption {
+        type = types.nullOr rotationType;
+        default = null;
+        description = "Rotate by period: the realm's `{period}` names the current, retired and ahead values.";
+      };
+    };
+  };
+
+  secretType = types.submodule (
+    { name, config, ... }:
+    {
+      options = {
+        derive = mkOption {
+          type = types.nullOr deriveType;
+          default = null;
+          description = "Derive the secret from the vault's master secret and a realm. Set this or `store`.";
+        };
+        store = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+          example = "github/ci-token";
+          description = "Name of a fixed secret in the vault's store (an imported token). Set this or `derive`.";
+        };
+        format = mkOption {
+          type = types.enum [ "value" "env" "json" "yaml" "toml" ];
+          default = "value";
+          description = "`value` writes the bytes as they are; the others wrap the value under `envName`.";
+        };
+        envName = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+          description = "Variable or key name for the env/json/yaml/toml formats; null for the name upper-cased (`db/password` -> `DB_PASSWORD`).";
+        };
+        neededForUsers = mkOption {
+          type = types.bool;
+          default = false;
+          description = "Install before users exist (for `users.users.<name>.hashedPasswordFile`); owner and group must stay root.";
+        };
+        credential = mkOption {
+          type = types.nullOr (
+            types.submodule {
+              options = {
+                name = mkOption {
+                  type = types.nullOr types.str;
+                  default = null;
+                  description = "Credential name; null for the secret name with `/` as `-`.";
+                };
+                units = mkOption {
+                  type = types.listOf types.str;
+                  default = [ ];
+                  example = [ "restic-backups-b2.service" ];
+                  description = "Services that get `LoadCredentialEncrypted=` for this secret.";
+                };
+              };
+            }
+          );
+          default = null;
+          description = "Also seal the secret as a systemd credential for the listed services (works with `DynamicUser=`; no plaintext in /run).";
+        };
+      }
+      // fileOptions {
+        value = "${if config.neededForUsers then settings.usersDir else settings.runtimeDir}/${name}";
+        text = "`aux.settings.runtimeDir`/NAME (`aux.settings.usersDir`/NAME with `neededForUsers`)";
+      };
+    }
+  );
+
+  templateType = types.submodule (
+    { name, ... }:
+    {
+      options = {
+        content = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+          example = lib.literalExpression ''"password=''${config.aux.placeholder.db}"'';
+          description = "Text with placeholders from `config.aux.placeholder`. Set this or `file`.";
+        };
+        file = mkOption {
+          type = types.nullOr types.path;
+          default = null;
+          description = "File whose text (with `{{aux:NAME:FIELD}}` placeholders) is the template. Set this or `content`.";
+        };
+        format = mkOption {
+          type = types.enum [ "text" "env" "json" "yaml" "toml" ];
+          default = "text";
+          description = "How values are escaped where they are substituted.";
+        };
+      }
+      // fileOptions {
+        value = "${settings.runtimeDir}/templates/${name}";
+        text = "`aux.settings.runtimeDir`/templates/NAME";
+      };
+    }
+  );
+
+  placeholderFor = name: {
+    __toString = _: "{{aux:${name}}}";
+    current = "{{aux:${name}:current}}";
+    retired = "{{aux:${name}:retired}}";
+    public = "{{aux:${name}:public}}";
+  };
+
+  # The option values ../nix/manifest.nix reads (it refuses attributes it does not know).
+  manifestInput = {
+    inherit (cfg) host secrets templates;
+    settings = builtins.removeAttrs settings [ "package" "useTmpfs" "useSystemdActivation" ];
+  };
+  manifest = import ../nix/manifest.nix manifestInput;
+
+  manifestFile = pkgs.writeTextFile {
+    name = "aux-secrets-manifest.json";
+    text = builtins.toJSON manifest;
+    checkPhase = ''
+      ${settings.package}/bin/aux-secrets manifest check "$target"
+    '';
+  };
+
+  aux-secrets = "${settings.package}/bin/aux-secrets";
+  installCommand = extra: "${aux-secrets} install --manifest ${manifestFile}${extra}";
+
+  secretsForUsers = lib.filterAttrs (_: s: s.neededForUsers) manifest.secrets;
+  regularCount = builtins.length (builtins.attrNames manifest.secrets) - builtins.length (builtins.attrNames secretsForUsers)
+    + builtins.length (builtins.attrNames manifest.templates);
+
+  periods = lib.unique (
+    lib.concatMap (
+      s:
+      lib.optional (s.source ? derive && s.source.derive.rotation != null) s.source.derive.rotation.period
+    ) (builtins.attrValues manifest.secrets)
+  );
+
+  credentialSecrets = lib.filter (s: s.credential != null) (builtins.attrValues manifest.secrets);
+  credentialUnits = lib.mkMerge (
+    lib.concatMap (
+      s:
+      map (unit: {
+        ${lib.removeSuffix ".service" unit} = {
+          serviceConfig.LoadCredentialEncrypted = [
+            "${s.credential.name}:${settings.storeDir}/credentials/${s.credential.name}.cred"
+          ];
+          unitConfig.RequiresMountsFor = [ settings.storeDir ];
+        };
+      }) s.credential.units
+    ) credentialSecrets
+  );
+
+  # RAM filesystem for generations: ramfs never swaps; tmpfs needs noswap (Linux >= 6.4).
+  ramfsType = if settings.useTmpfs then "tmpfs" else "ramfs";
+  ramfsOptions = [ "mode=0751" "nosuid" "nodev" "noexec" ] ++ lib.optional settings.useTmpfs "noswap";
+  ramfs = {
+    device = "none";
+    fsType = ramfsType;
+    options = ramfsOptions;
+  };
+  # The activation script runs before systemd mounts fstab entries: it mounts by itself.
+  mountScript = dir: ''
+    mkdir -p ${lib.escapeShellArg dir}
+    mountpoint -q ${lib.escapeShellArg dir} || mount -t ${ramfsType} -o ${lib.concatStringsSep "," ramfsOptions} none ${lib.escapeShellArg dir}
+  '';
+
+  oneshot = {
+    Type = "oneshot";
+    UMask = "0077";
+  };
+in
+{
+  options.aux = {
+    secrets = mkOption {
+      type = types.attrsOf secretType;
+      default = { };
+      description = "Secrets this host needs. Names are `/`-separated paths of letters, digits, `_`, `.`, `-`.";
+    };
+
+    templates = mkOption {
+      type = types.attrsOf templateType;
+      default = { };
+      description = "Files rendered from secrets at install time (config files, environment files).";
+    };
+
+    placeholder = mkOption {
+      type = types.attrsOf types.raw;
+      readOnly = true;
+      default = lib.mapAttrs (name: _: placeholderFor name) cfg.secrets;
+      defaultText = lib.literalMD "`{{aux:NAME}}` strings for every secret";
+      description = ''
+        Placeholders for templates: `"''${config.aux.placeholder.db}"` is the current value,
+        `.current`, `.retired` (the retired values, joined as the template format says) and
+        `.public` (the public half of a key) the fields.
+      '';
+    };
+
+    host = mkOption {
+      type = types.str;
+      default = config.networking.hostName;
+      defaultText = lib.literalExpression "config.networking.hostName";
+      description = "Host name bundles for this machine are made for.";
+    };
+
+    settings = {
+      package = mkOption {
+        type = types.package;
+        default = pkgs.callPackage ../nix/package.nix { };
+        defaultText = lib.literalExpression "pkgs.callPackage ./nix/package.nix { }";
+        description = "The aux-secrets package.";
+      };
+      runtimeDir = mkOption {
+        type = types.str;
+        default = "/run/aux-secrets";
+        description = "Symlink to the active generation; default home of secret files.";
+      };
+      generationsDir = mkOption {
+        type = types.str;
+        default = "/run/aux-secrets.d";
+        description = "Where generations live; mounted as a RAM filesystem by this module.";
+      };
+      usersDir = mkOption {
+        type = types.str;
+        default = "/run/aux-secrets-for-users";
+        description = "Tree of `neededForUsers` secrets (generations in `usersDir` + `.d`).";
+      };
+      storeDir = mkOption {
+        type = types.str;
+        default = "/var/lib/aux-secrets";
+        description = "The local store: what the last bundle delivered, sealed. Must be mounted before the installer runs.";
+      };
+      backend = mkOption {
+        type = types.enum [ "systemd-creds" "age" "plain" ];
+        default = "systemd-creds";
+        description = "How the local store is sealed: systemd-creds (host key and/or TPM2), age (the delivered bundle, opened with the ssh host key) or plain (root-only file; the weakest).";
+      };
+      tpm2 = {
+        enable = mkOption {
+          type = types.bool;
+          default = false;
+          description = "Seal systemd credentials with the TPM2 as well (`--with-key=host+tpm2`).";
+        };
+        hostKey = mkOption {
+          type = types.bool;
+          default = true;
+          description = "With `tpm2.enable`, also bind to the host key; false seals to the TPM2 alone.";
+        };
+        device = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+          description = "TPM2 device; null lets systemd pick.";
+        };
+        pcrs = mkOption {
+          type = types.str;
+          default = "7";
+          description = "PCRs the credentials are bound to, e.g. `7` or `0+7`.";
+        };
+      };
+      hostKeys = mkOption {
+        type = types.listOf types.str;
+        default = map (key: key.path) (lib.filter (key: key.type == "ed25519") config.services.openssh.hostKeys);
+        defaultText = lib.literalMD "the ed25519 keys of `services.openssh.hostKeys`";
+        description = "Private keys that open bundles (the age backend keeps the bundle and opens it at every install).";
+      };
+      keepGenerations = mkOption {
+        type = types.ints.positive;
+        default = 5;
+        description = "Old generations kept in RAM.";
+      };
+      group = mkOption {
+        type = types.str;
+        default = "keys";
+        description = "Group of the generation directories (mode 0751).";
+      };
+      systemctl = mkOption {
+        type = types.listOf types.str;
+        default = [ "systemctl" "--no-block" ];
+        description = "Command prefix the installer uses to restart and reload units. `--no-block` keeps a switch from waiting on units ordered after the installer.";
+      };
+      useTmpfs = mkOption {
+        type = types.bool;
+        default = false;
+        description = "Mount the generation directories as tmpfs with `noswap` (Linux 6.4 or later) instead of ramfs.";
+      };
+      useSystemdActivation = mkOption {
+        type = types.bool;
+        default =
+          (options.systemd ? sysusers && config.systemd.sysusers.enable)
+          || (options.services ? userborn && config.services.userborn.enable);
+        defaultText = lib.literalExpression "config.systemd.sysusers.enable || config.services.userborn.enable";
+        description = "Install from systemd units ordered in sysinit.target (needed with systemd-sysusers and userborn) instead of from the activation script.";
+      };
+    };
+  };
+
+  config = lib.mkIf (cfg.secrets != { } || cfg.templates != { }) (
+    lib.mkMerge [
+      {
+        assertions = import ../nix/checks.nix manifestInput;
+
+        environment.etc."aux-secrets/manifest.json".source = manifestFile;
+        system.build.auxSecretsManifest = manifestFile;
+
+        systemd.services = credentialUnits;
+      }
+
+      (lib.mkIf settings.useSystemdActivation {
+        fileSystems.${settings.generationsDir} = ramfs;
+      })
+
+      (lib.mkIf (settings.useSystemdActivation && secretsForUsers != { }) {
+        fileSystems."${settings.usersDir}.d" = ramfs;
+      })
+
+      (lib.mkIf (settings.useSystemdActivation && regularCount > 0) {
+        systemd.services.aux-secrets-install = {
+          description = "Install aux-secrets secrets into ${settings.runtimeDir}";
+          wantedBy = [ "sysinit.target" ];
+          requiredBy = [ "sysinit-reactivation.target" ];
+          before = [ "sysinit-reactivation.target" ];
+          after = [
+            "local-fs.target"
+            "systemd-sysusers.service"
+            "userborn.service"
+          ];
+          restartTriggers = [ manifestFile ];
+          unitConfig = {
+            DefaultDependencies = "no";
+            RequiresMountsFor = [ settings.storeDir settings.generationsDir ];
+          };
+          serviceConfig = oneshot // {
+            RemainAfterExit = true;
+            ExecStart = installCommand "";
+          };
+        };
+      })
+
+      (lib.mkIf (settings.useSystemdActivation && secretsForUsers != { }) {
+        systemd.services.aux-secrets-install-for-users = {
+          description = "Install aux-secrets secrets needed before users exist";
+          wantedBy = [ "systemd-sysusers.service" "userborn.service" ];
+          before = [ "systemd-sysusers.service" "userborn.service" ];
+          restartTriggers = [ manifestFile ];
+          unitConfig = {
+            DefaultDependencies = "no";
+            RequiresMountsFor = [ settings.storeDir "${settings.usersDir}.d" ];
+          };
+          serviceConfig = oneshot // {
+            RemainAfterExit = true;
+            ExecStart = installCommand " --for-users";
+          };
+        };
+      })
+
+      (lib.mkIf (!settings.useSystemdActivation) {
+        system.activationScripts.auxSecrets = lib.mkIf (regularCount > 0) (
+          lib.stringAfter [ "specialfs" "users" "groups" ] ''
+            [ -e /run/current-system ] || echo "aux-secrets: installing secrets..."
+            ${mountScript settings.generationsDir}
+            ${installCommand " --activation-lists"} || echo "aux-secrets: install failed; see the lines above" >&2
+          ''
+        );
+        system.activationScripts.auxSecretsForUsers = lib.mkIf (secretsForUsers != { }) (
+          lib.stringAfter [ "specialfs" ] ''
+            ${mountScript "${settings.usersDir}.d"}
+            ${installCommand " --for-users"} || echo "aux-secrets: install --for-users failed" >&2
+          ''
+        );
+        system.activationScripts.users = lib.mkIf (secretsForUsers != { }) {
+          deps = [ "auxSecretsForUsers" ];
+        };
+      })
+
+      (lib.mkIf (periods != [ ]) {
+        systemd.services.aux-secrets-rotate = {
+          description = "Install aux-secrets secrets at a rotation boundary";
+          after = [ "aux-secrets-install.service" ];
+          unitConfig.RequiresMountsFor = [ settings.storeDir settings.generationsDir ];
+          serviceConfig = oneshot // {
+            ExecStart = installCommand "";
+          };
+        };
+        systemd.timers.aux-secrets-rotate = {
+          description = "Rotation boundaries of aux-secrets secrets";
+          wantedBy = [ "timers.target" ];
+          timerConfig = {
+            OnCalendar = map (period: onCalendar.${period}) (lib.sort lib.lessThan periods);
+            AccuracySec = "1s";
+            Persistent = true;
+          };
+        };
+      })
+    ]
+  );
+}
