@@ -227,11 +227,11 @@ def _generation_numbers(gens: Path) -> list[int]:
     return sorted(int(p) for p in os.listdir(gens) if GENERATION_RE.fullmatch(p))
 
 
-def _open_nofollow(path: Path) -> int:
+def _open_nofollow(path: str | Path) -> int:
     return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
 
 
-def _read_nofollow(path: Path, limit: int) -> bytes | None:
+def _read_nofollow(path: str | Path, limit: int) -> bytes | None:
     """Bytes of a regular file, or None if it is missing, a symlink or not a regular file."""
     try:
         fd = _open_nofollow(path)
@@ -263,6 +263,7 @@ def read_generation(gen_dir: Path) -> dict[str, tuple[str, bytes]]:
     except (ValueError, TypeError, KeyError, AttributeError):
         return {}
     out: dict[str, tuple[str, bytes]] = {}
+    base = str(gen_dir)
     if not isinstance(items, dict):
         return out
     for key, entry in items.items():
@@ -271,7 +272,7 @@ def read_generation(gen_dir: Path) -> dict[str, tuple[str, bytes]]:
             continue
         if ".." in location.split("/") or location.startswith("/"):
             continue
-        content = _read_nofollow(gen_dir / location, MAX_FILE_BYTES)
+        content = _read_nofollow(f"{base}/{location}", MAX_FILE_BYTES)
         if content is not None:
             out[key] = (location, content)
     return out
@@ -298,13 +299,13 @@ def _generation_links(gen_dir: Path) -> dict[str, tuple[str, str]]:
 # --------------------------------------------------------------------------- writing
 
 
-def _mkdir_owned(path: Path, gid: int) -> None:
+def _mkdir_owned(path: str | Path, gid: int) -> None:
     os.mkdir(path, DIR_MODE)
     os.chown(path, 0, gid, follow_symlinks=False)
     os.chmod(path, DIR_MODE)  # mkdir's mode is filtered by the umask
 
 
-def _write_file(path: Path, data: bytes, uid: int, gid: int, mode: int) -> None:
+def _write_file(path: str | Path, data: bytes, uid: int, gid: int, mode: int) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0)
     try:
         os.fchown(fd, uid, gid)
@@ -320,24 +321,29 @@ def _write_file(path: Path, data: bytes, uid: int, gid: int, mode: int) -> None:
 def _write_generation(
     tmp: Path, files: Sequence[FileToWrite], locations: Mapping[str, tuple[str, bool]], gid: int
 ) -> None:
-    _mkdir_owned(tmp, gid)
-    made: set[Path] = {tmp}
+    # Plain strings, not Path objects: this loop runs once per file (thousands).
+    base = str(tmp)
+    _mkdir_owned(base, gid)
+    made = [base]
+    seen: set[str] = {""}
     items: dict[str, object] = {}
     for f in files:
         location, linked = locations[f.key]
-        target = tmp / location
-        for parent in reversed(target.relative_to(tmp).parents[:-1]):
-            d = tmp / parent
-            if d not in made:
-                if _lstat(d) is None:
-                    _mkdir_owned(d, gid)
-                made.add(d)
-        _write_file(target, f.content, f.uid, f.gid, f.mode)
+        parent = location.rpartition("/")[0]
+        if parent not in seen:
+            parts = parent.split("/")
+            for i in range(1, len(parts) + 1):
+                sub = "/".join(parts[:i])
+                if sub not in seen:
+                    _mkdir_owned(f"{base}/{sub}", gid)
+                    made.append(f"{base}/{sub}")
+                    seen.add(sub)
+        _write_file(f"{base}/{location}", f.content, f.uid, f.gid, f.mode)
         items[f.key] = {"location": location, "link": f.path if linked else None}
-    meta = json.dumps({"version": META_VERSION, "items": items}, sort_keys=True, indent=1)
-    _write_file(tmp / META_NAME, meta.encode() + b"\n", 0, 0, 0o400)
-    for d in sorted(made, key=lambda p: len(p.parts), reverse=True):
-        fsync_dir(d)
+    meta = json.dumps({"version": META_VERSION, "items": items}, sort_keys=True)
+    _write_file(f"{base}/{META_NAME}", meta.encode() + b"\n", 0, 0, 0o400)
+    for d in sorted(made, key=lambda p: p.count("/"), reverse=True):
+        fsync_dir(Path(d))
 
 
 def _replace_symlink(link: Path, target: str) -> None:
@@ -606,8 +612,11 @@ def install(
         render_template=render_template,
     )
     files = []
+    ids: dict[tuple[str, str], tuple[int, int]] = {}
     for d in desired.files:
-        uid, gid = resolve_owner(d.key, d.owner, d.group)
+        if (d.owner, d.group) not in ids:
+            ids[d.owner, d.group] = resolve_owner(d.key, d.owner, d.group)
+        uid, gid = ids[d.owner, d.group]
         files.append(
             FileToWrite(
                 key=d.key,
