@@ -8,6 +8,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -317,3 +318,131 @@ def test_concurrent_runs_are_serialised(tmp_path: Path) -> None:
     for n in ("4", "5", "6"):
         meta = tmp_path / "run/aux-secrets.d" / n / installer.META_NAME
         assert meta.exists()
+
+
+@pytest.mark.parametrize(
+    "meta",
+    [
+        b"",
+        b"{",
+        b"\xff\xfe garbage",
+        b'{"version": 2, "items": {}}',
+        b'{"version": 1}',
+        b"[]",
+        b'{"version": 1, "items": {"secret:a": {"location": "../../../etc/passwd"}}}',
+    ],
+)
+def test_unreadable_previous_metadata_counts_everything_as_appeared(
+    tmp_path: Path, meta: bytes
+) -> None:
+    install_tree(TREE, [f("a", b"1", restart=("a.service",))], root=tmp_path)
+    meta_path = tmp_path / "run/aux-secrets.d/1" / installer.META_NAME
+    meta_path.chmod(0o600)
+    meta_path.write_bytes(meta)
+    # When in doubt, restart: a broken record of the old generation never hides a change.
+    result = install_tree(TREE, [f("a", b"1", restart=("a.service",))], root=tmp_path)
+    assert result.plan.appeared == ("secret:a",)
+    assert result.plan.try_restart == ("a.service",)
+    assert (tmp_path / "run/aux-secrets/a").read_bytes() == b"1"
+
+
+def test_truncated_previous_file_counts_as_changed(tmp_path: Path) -> None:
+    install_tree(TREE, [f("a", b"12345", restart=("a.service",))], root=tmp_path)
+    old = tmp_path / "run/aux-secrets.d/1/a"
+    old.chmod(0o600)
+    old.write_bytes(b"123")
+    result = install_tree(TREE, [f("a", b"12345", restart=("a.service",))], root=tmp_path)
+    assert result.plan.changed == ("secret:a",)
+
+
+def test_planted_symlink_at_custom_path_is_replaced_not_followed(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"untouched")
+    (tmp_path / "etc").mkdir()
+    os.symlink(victim, tmp_path / "etc/app.key")
+    install_tree(TREE, [f("k", b"secret", path="/etc/app.key")], root=tmp_path)
+    assert victim.read_bytes() == b"untouched"
+    assert (tmp_path / "etc/app.key").read_bytes() == b"secret"
+    assert os.readlink(tmp_path / "etc/app.key") == "../run/aux-secrets/.paths/secrets/k"
+
+
+CRASH_POINTS = ["first-file", "middle-file", "rename", "swap", "swap-done", "prune"]
+
+
+def _die_at(point: str, root: str, content: bytes) -> None:
+    """Child process: install and die (os._exit, no cleanup) at ``point``."""
+    counter = {"files": 0}
+    real_write, real_replace = installer._write_file, installer._replace_symlink
+    real_prune, real_rename = installer._prune, os.rename
+
+    def write(*args: Any) -> None:
+        counter["files"] += 1
+        if (point == "first-file" and counter["files"] == 1) or (
+            point == "middle-file" and counter["files"] == 3
+        ):
+            os._exit(9)
+        real_write(*args)
+
+    def rename(src: Any, dst: Any) -> None:
+        real_rename(src, dst)
+        if point == "rename":
+            os._exit(9)
+
+    def replace(link: Path, target: str) -> None:
+        if point == "swap" and link.name == "aux-secrets":
+            os._exit(9)
+        real_replace(link, target)
+        if point == "swap-done" and link.name == "aux-secrets":
+            os._exit(9)
+
+    def prune(*args: Any) -> Any:
+        if point == "prune":
+            os._exit(9)
+        return real_prune(*args)
+
+    installer._write_file = write  # type: ignore[assignment]
+    installer._replace_symlink = replace  # type: ignore[assignment]
+    installer._prune = prune  # type: ignore[assignment]
+    installer.os.rename = rename  # type: ignore[assignment]
+    install_tree(TREE, crash_files(content), root=Path(root))
+    os._exit(0)
+
+
+def crash_files(content: bytes) -> list[FileToWrite]:
+    return [
+        f("a", content, restart=("a.service",)),
+        f("dir/b", content),
+        f("c", content),
+        f("d", content, path="/etc/custom"),
+    ]
+
+
+def assert_complete(root: Path, expected: bytes) -> None:
+    link = root / "run/aux-secrets"
+    gen = active_generation(root, TREE)
+    assert gen is not None
+    held = installer.read_generation(root / "run/aux-secrets.d" / str(gen))
+    assert sorted(held) == ["secret:a", "secret:c", "secret:d", "secret:dir/b"]
+    assert {content for _, content in held.values()} == {expected}
+    assert (link / "a").read_bytes() == expected
+
+
+@pytest.mark.parametrize("point", CRASH_POINTS)
+def test_crash_at_any_point_leaves_a_complete_generation(tmp_path: Path, point: str) -> None:
+    import multiprocessing
+
+    install_tree(TREE, crash_files(b"old"), root=tmp_path)
+    child = multiprocessing.get_context("fork").Process(
+        target=_die_at, args=(point, str(tmp_path), b"new")
+    )
+    child.start()
+    child.join(60)
+    assert child.exitcode == 9
+    live = b"new" if point in ("swap-done", "prune") else b"old"
+    assert_complete(tmp_path, live)
+    # The next run cleans up and installs; restarts are asked for against what was live.
+    result = install_tree(TREE, crash_files(b"new"), root=tmp_path)
+    assert_complete(tmp_path, b"new")
+    assert not [n for n in gens(tmp_path) if n.endswith(".tmp")]
+    assert result.plan.try_restart == (() if live == b"new" else ("a.service",))
+    assert (tmp_path / "etc/custom").read_bytes() == b"new"
