@@ -27,8 +27,10 @@ from tests.helpers import VECTORS
 VEC = VECTORS / "bundle"
 
 
-def make_payload(serial: int = 1, host: str = "web1", **secrets: bytes) -> BundlePayload:
-    values = secrets or {"db": b"hunter2"}
+def make_payload(
+    serial: int = 1, host: str = "web1", secrets: dict[str, bytes] | None = None
+) -> BundlePayload:
+    values = {"db": b"hunter2"} if secrets is None else secrets
     return BundlePayload(
         host=host,
         serial=serial,
@@ -95,7 +97,7 @@ def test_fingerprint_is_keyed_and_separates_names() -> None:
 
 
 def test_value_never_in_repr() -> None:
-    payload = make_payload(db=b"s3cr3t-value")
+    payload = make_payload(secrets={"db": b"s3cr3t-value"})
     assert "s3cr3t-value" not in repr(payload)
     assert "c3Njcj" not in repr(payload)
 
@@ -215,9 +217,7 @@ def test_roundtrip_property(values: dict[str, bytes], serial: int) -> None:
     values = {
         k: v for k, v in values.items() if ".." not in k.split("/") and "." not in k.split("/")
     }
-    payload = (
-        make_payload(serial, **values) if values else replace(make_payload(serial), secrets={})
-    )
+    payload = make_payload(serial, secrets=values)
     data = encode_payload(payload)
     again = decode_payload(data)
     assert again == payload

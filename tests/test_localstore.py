@@ -318,7 +318,7 @@ def test_interrupted_activate_leaves_old_store(
     host.store().activate(host.bundle(p1), "web1")
     from aux_secrets.adapters import localstore as adapter
 
-    real = adapter.atomic_write
+    real = adapter.atomic_write  # type: ignore[attr-defined]
 
     def crash_on_commit(path: Path, data: bytes, **kwargs: object) -> None:
         if path.name == "store.json":
