@@ -186,7 +186,9 @@ def _env_contexts(text: str, phs: list[Placeholder]) -> dict[int, Context]:
     """Env files as systemd's EnvironmentFile= reads them (and POSIX sh where they agree)."""
     starts = {ph.start: ph for ph in phs}
     out: dict[int, Context] = {}
-    state = "linestart"  # linestart | comment | key | vstart | value | dq | sq
+    # linestart | comment | key | vstart (right after =) | value | vspace (after unquoted
+    # whitespace in a value: sh would run what follows) | dq | sq
+    state = "linestart"
     i, n = 0, len(text)
     while i < n:
         ph = starts.get(i)
@@ -199,6 +201,13 @@ def _env_contexts(text: str, phs: list[Placeholder]) -> dict[int, Context]:
                 out[ph.start] = "dq"
             elif state == "sq":
                 out[ph.start] = "sq"
+            elif state == "vspace":
+                raise _refuse(
+                    text,
+                    ph,
+                    "after unquoted whitespace in a value (sh would run it as a command)",
+                    'quote the whole value: NAME="... {{aux:...}}"',
+                )
             elif state == "vstart":
                 rest = text[ph.end :].split("\n", 1)[0]
                 out[ph.start] = "env-whole" if not rest.strip() else "env-bare"
@@ -218,7 +227,7 @@ def _env_contexts(text: str, phs: list[Placeholder]) -> dict[int, Context]:
         elif state == "key":
             if c == "=":
                 state = "vstart"
-        elif state in ("vstart", "value"):
+        elif state in ("vstart", "value", "vspace"):
             if state == "vstart" and c == '"':
                 state = "dq"
             elif state == "vstart" and c == "'":
@@ -228,7 +237,9 @@ def _env_contexts(text: str, phs: list[Placeholder]) -> dict[int, Context]:
                     raise _refuse(text, starts[i + 1], "right after a backslash", QUOTE_HINT)
                 i += 2
                 continue
-            elif c not in " \t":
+            elif c in " \t":
+                state = "vspace"
+            elif state == "vstart":
                 state = "value"
         elif state == "dq":
             if c == "\\":
