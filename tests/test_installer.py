@@ -444,5 +444,33 @@ def test_crash_at_any_point_leaves_a_complete_generation(tmp_path: Path, point: 
     result = install_tree(TREE, crash_files(b"new"), root=tmp_path)
     assert_complete(tmp_path, b"new")
     assert not [n for n in gens(tmp_path) if n.endswith(".tmp")]
-    assert result.plan.try_restart == (() if live == b"new" else ("a.service",))
+    # Changed since the live generation, or live but its restart never confirmed: asked.
+    assert result.plan.try_restart == ("a.service",)
     assert (tmp_path / "etc/custom").read_bytes() == b"new"
+    assert installer.PENDING_NAME not in gens(tmp_path)
+    assert install_tree(TREE, crash_files(b"new"), root=tmp_path).plan.try_restart == ()
+
+
+def test_failed_unit_request_is_retried_by_next_run(tmp_path: Path) -> None:
+    from aux_secrets.errors import ExternalError
+
+    def failing(plan: object, generation: int) -> None:
+        raise ExternalError("systemctl failed")
+
+    files = [f("a", b"1", restart=("a.service",)), f("b", b"1", reload=("b.service",))]
+    with pytest.raises(ExternalError):
+        install_tree(TREE, files, root=tmp_path, after_swap=failing)
+    assert (tmp_path / "run/aux-secrets/a").read_bytes() == b"1"
+    again = install_tree(TREE, files, root=tmp_path)
+    assert again.plan.is_noop
+    assert (again.plan.try_restart, again.plan.try_reload) == (("a.service",), ("b.service",))
+    assert install_tree(TREE, files, root=tmp_path).plan.try_restart == ()
+
+
+@pytest.mark.parametrize("record", [b"", b"{", b"[]", b'{"tryRestart": [1]}', b"\xff"])
+def test_broken_pending_record_is_ignored(tmp_path: Path, record: bytes) -> None:
+    install_tree(TREE, [f("a", b"1", restart=("a.service",))], root=tmp_path)
+    (tmp_path / "run/aux-secrets.d" / installer.PENDING_NAME).write_bytes(record)
+    result = install_tree(TREE, [f("a", b"1", restart=("a.service",))], root=tmp_path)
+    assert result.plan.try_restart == ()
+    assert installer.PENDING_NAME not in gens(tmp_path)

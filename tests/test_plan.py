@@ -106,3 +106,16 @@ def test_units_only_for_touched(old: dict[str, bytes], new: dict[str, bytes]) ->
     assert set(plan.try_restart) == {f"{k[7:]}.service" for k in touched}
     assert list(plan.try_restart) == sorted(plan.try_restart)
     assert set(plan.removed) == set(old) - set(new)
+
+
+def test_pending_units_join_the_plan() -> None:
+    from aux_secrets.core.plan import with_pending
+
+    plan = make_plan({}, [item("secret:a", b"1", restart=("a",), reload=("r",))])
+    merged = with_pending(plan, ["p"], ["a", "q"])
+    assert merged.try_restart == ("a", "p")
+    assert merged.try_reload == ("q", "r")  # "a" is restarted, so not reloaded as well
+    assert merged.reasons["p"] == ("pending",) and merged.reasons["a"] == ("secret:a",)
+    noop = make_plan(prev(item("secret:a", b"1")), [item("secret:a", b"1")])
+    assert with_pending(noop, [], []).try_restart == ()
+    assert with_pending(noop, ["x"], []).try_restart == ("x",)

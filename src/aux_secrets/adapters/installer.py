@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from aux_secrets.adapters.fs import file_lock, fsync_dir
+from aux_secrets.adapters.fs import atomic_write, file_lock, fsync_dir
 from aux_secrets.core.audit import AuditEvent
 from aux_secrets.core.bundle import BundlePayload
 from aux_secrets.core.fingerprint import fingerprint
@@ -46,6 +46,7 @@ from aux_secrets.core.plan import (
     Plan,
     desired_files,
     make_plan,
+    with_pending,
 )
 from aux_secrets.core.template import render_template
 from aux_secrets.errors import ConflictError, ExternalError, InputError
@@ -54,6 +55,7 @@ META_NAME = ".generation.json"
 META_VERSION = 1
 LINKED_PREFIX = ".paths"
 LOCK_NAME = ".lock"
+PENDING_NAME = ".pending.json"
 GENERATION_RE = re.compile(r"[1-9][0-9]{0,17}")
 TEMP_RE = re.compile(r"\.[1-9][0-9]{0,17}\.tmp")
 DIR_MODE = 0o751
@@ -401,6 +403,31 @@ def _no_space(exc: OSError) -> bool:
     return exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
+def read_pending(gens: Path) -> tuple[list[str], list[str]]:
+    """Units a run asked for after its swap but did not see through (crash, failure).
+
+    A missing or unreadable record means none (the worst case is the missed restart the
+    record exists to prevent, never a wrong one).
+    """
+    raw = _read_nofollow(gens / PENDING_NAME, MAX_META_BYTES)
+    if raw is None:
+        return [], []
+    try:
+        doc = json.loads(raw)
+        restart, reload = doc["tryRestart"], doc["tryReloadOrRestart"]
+    except (ValueError, TypeError, KeyError):
+        return [], []
+    ok = isinstance(restart, list) and isinstance(reload, list)
+    if not ok or not all(isinstance(u, str) for u in (*restart, *reload)):
+        return [], []
+    return restart, reload
+
+
+def _write_pending(gens: Path, plan: Plan) -> None:
+    doc = {"tryRestart": list(plan.try_restart), "tryReloadOrRestart": list(plan.try_reload)}
+    atomic_write(gens / PENDING_NAME, json.dumps(doc, sort_keys=True).encode(), mode=0o600)
+
+
 # --------------------------------------------------------------------------- entry point
 
 
@@ -454,7 +481,7 @@ def install_tree(
     if dry_run:
         previous = active_generation(root, tree)
         before = read_generation(gens / str(previous)) if previous is not None else {}
-        plan = make_plan(before, new_items())
+        plan = with_pending(make_plan(before, new_items()), *read_pending(gens))
         numbers = _generation_numbers(gens)
         return TreeResult(
             generation=(numbers[-1] if numbers else 0) + 1,
@@ -476,7 +503,7 @@ def install_tree(
         _clean_leftovers(gens)
         previous = active_generation(root, tree)
         before = read_generation(gens / str(previous)) if previous is not None else {}
-        plan = make_plan(before, new_items())
+        plan = with_pending(make_plan(before, new_items()), *read_pending(gens))
         numbers = _generation_numbers(gens)
         number = max([*numbers, previous or 0]) + 1
         tmp = gens / f".{number}.tmp"
@@ -494,6 +521,8 @@ def install_tree(
                     hint=f"free space on the file system of {gens}, then install again",
                 ) from None
             raise
+        if plan.try_restart or plan.try_reload:
+            _write_pending(gens, plan)  # before the swap: a crash after it still restarts
         target = os.path.relpath(gens / str(number), link.parent)
         _replace_symlink(link, target)
 
@@ -526,6 +555,8 @@ def install_tree(
         pruned = _prune(gens, number, tree.keep)
         if after_swap is not None:
             after_swap(plan, number)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(gens / PENDING_NAME)
     return TreeResult(
         generation=number,
         previous=previous,

@@ -104,6 +104,28 @@ def make_plan(previous: Mapping[str, tuple[str, bytes]], new: Sequence[Installed
     )
 
 
+def with_pending(plan: Plan, restart: Sequence[str], reload: Sequence[str]) -> Plan:
+    """``plan`` plus units an earlier run asked for but could not confirm as requested.
+
+    A run that dies (or whose systemctl fails) after its swap leaves its units pending;
+    the next run asks for them again, even if its own plan is empty.
+    """
+    restarts = set(plan.try_restart) | set(restart)
+    reloads = (set(plan.try_reload) | set(reload)) - restarts
+    reasons = dict(plan.reasons)
+    for unit in (*restart, *reload):
+        reasons.setdefault(unit, ("pending",))
+    return Plan(
+        changed=plan.changed,
+        appeared=plan.appeared,
+        removed=plan.removed,
+        unchanged=plan.unchanged,
+        try_restart=tuple(sorted(restarts)),
+        try_reload=tuple(sorted(reloads)),
+        reasons=reasons,
+    )
+
+
 # --------------------------------------------------------------------------- contents
 
 
@@ -236,4 +258,5 @@ __all__ = [
     "TemplateRenderer",
     "desired_files",
     "make_plan",
+    "with_pending",
 ]
