@@ -304,5 +304,5 @@ def test_sections_cannot_touch_own_keys(tmp_path: Path) -> None:
         with pytest.raises(UsageError):
             vault.update_section(name, {})
     with pytest.raises(InputError):
-        vault.update_section("store", {"x": None})  # type: ignore[dict-item]
+        vault.update_section("store", {"x": None})
     assert snapshot(vault.root) == before
