@@ -1,0 +1,84 @@
+{
+  description = "aux-secrets: vaultless secrets for NixOS (derive, store, provision, install)";
+
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
+
+  outputs =
+    { self, nixpkgs }:
+    let
+      inherit (nixpkgs) lib;
+      systems = [
+        "x86_64-linux"
+        "aarch64-linux"
+      ];
+      forAllSystems = f: lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
+    in
+    {
+      overlays.default = final: _prev: {
+        aux-secrets = final.callPackage ./nix/package.nix { };
+      };
+
+      packages = forAllSystems (pkgs: rec {
+        aux-secrets = pkgs.callPackage ./nix/package.nix { };
+        default = aux-secrets;
+      });
+
+      apps = forAllSystems (pkgs: {
+        default = {
+          type = "app";
+          program = lib.getExe self.packages.${pkgs.stdenv.hostPlatform.system}.default;
+          meta.description = "The aux-secrets command line";
+        };
+      });
+
+      nixosModules.default =
+        { pkgs, ... }:
+        {
+          imports = [ ./modules/aux-secrets.nix ];
+          aux.settings.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.default;
+        };
+      nixosModules.aux-secrets = self.nixosModules.default;
+
+      devShells = forAllSystems (pkgs: {
+        default = pkgs.mkShell {
+          packages = [
+            (pkgs.python3.withPackages (
+              ps: with ps; [
+                argon2-cffi
+                cryptography
+                gmpy2
+                pynacl
+                pyrage
+                rich
+                tomli-w
+                typer
+                hypothesis
+                mypy
+                pytest
+                pytest-timeout
+              ]
+            ))
+            pkgs.ruff
+            pkgs.age
+            pkgs.gokey
+            pkgs.nix
+            pkgs.openssh
+            pkgs.swtpm
+            pkgs.tpm2-tools
+          ];
+          shellHook = ''
+            export AUX_SECRETS_NIXPKGS_LIB=${nixpkgs}/lib
+          '';
+        };
+      });
+
+      formatter = forAllSystems (pkgs: pkgs.nixfmt-rfc-style);
+
+      checks = forAllSystems (
+        pkgs:
+        import ./nix/tests {
+          inherit pkgs self;
+        }
+      );
+    };
+}
