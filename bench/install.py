@@ -146,26 +146,52 @@ def setup(work: Path, count: int) -> tuple[Path, Path, Path, bool]:
     return root, manifest, calls, mounted
 
 
-def cli_install(root: Path, manifest: Path) -> float:
+def fresh(root: Path) -> None:
+    for leftover in ("aux-secrets", "aux-secrets.d"):
+        _run(["rm", "-rf", str(root / "run" / leftover)])
+
+
+def cli_install(root: Path, manifest: Path) -> tuple[float, dict[str, object]]:
     argv = [*_aux(), "install", "--root", str(root), "--manifest", str(manifest), "--json"]
     argv += ["--at", "2026-11-22T12:00:00Z"]
     out: list[bytes] = []
     elapsed = _timed(lambda: out.append(_run(argv)))
-    report = json.loads(out[0])
-    return elapsed, report  # type: ignore[return-value]
+    report: dict[str, object] = json.loads(out[0])
+    return elapsed, report
 
 
-def api_install(root: Path, manifest: Path) -> tuple[float, Recorder, int]:
-    parsed = parse_manifest(manifest.read_bytes(), filename=str(manifest))
-    store = LocalStore(parsed.settings, root)
+class Loaded:
+    def __init__(self, payload: object) -> None:
+        self.payload = payload
+
+    def load(self) -> object:
+        return self.payload
+
+
+def api_phases(root: Path, manifest: Path) -> tuple[dict[str, float], Recorder, int]:
+    """One install through the API, timed by phase: manifest, store (one decrypt), the rest."""
+    phases: dict[str, float] = {}
+    data = manifest.read_bytes()
+    parsed: list[object] = []
+    phases["parse manifest"] = _timed(
+        lambda: parsed.append(parse_manifest(data, filename=str(manifest)))
+    )
+    m = parsed[0]
+    store = LocalStore(m.settings, root)  # type: ignore[attr-defined]
+    payload: list[object] = []
+    phases["open local store"] = _timed(lambda: payload.append(store.load()))
     rec = Recorder()
     result: list[object] = []
-    elapsed = _timed(
+    phases["select, render, write, swap"] = _timed(
         lambda: result.append(
-            install(parsed, store, root=root, at=AT, requester=rec, audit=store.audit)  # type: ignore[arg-type]
+            install(m, Loaded(payload[0]), root=root, at=AT, requester=rec, audit=store.audit)  # type: ignore[arg-type]
         )
     )
-    return elapsed, rec, len(result[0].result.plan.changed)  # type: ignore[attr-defined]
+    return phases, rec, len(result[0].result.plan.changed)  # type: ignore[attr-defined]
+
+
+def best(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {k: min(r[k] for r in runs) for k in runs[0]}
 
 
 def baseline(work: Path, root: Path, count: int) -> float:
@@ -201,26 +227,33 @@ def baseline(work: Path, root: Path, count: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3, help="best of N for each case")
     args = parser.parse_args()
-    count = args.count
+    count, repeat = args.count, args.repeat
     with tempfile.TemporaryDirectory(prefix="aux-bench-install-") as tmp:
         work = Path(tmp)
         root, manifest, calls, mounted = setup(work, count)
         try:
-            first, report = cli_install(root, manifest)
-            assert len(report["appeared"]) == count, "first install must place every secret"
-            assert len(report["tryRestart"]) == min(50, count)
-            again, report2 = cli_install(root, manifest)
-            assert report2["tryRestart"] == [] and report2["tryReloadOrRestart"] == []
-            assert report2["changed"] == [] and report2["appeared"] == []
+            firsts, agains = [], []
+            for _ in range(repeat):
+                fresh(root)
+                seconds, report = cli_install(root, manifest)
+                assert len(report["appeared"]) == count, "first install must place every secret"  # type: ignore[arg-type]
+                assert len(report["tryRestart"]) == min(50, count)  # type: ignore[arg-type]
+                firsts.append(seconds)
+                seconds, report = cli_install(root, manifest)
+                assert report["tryRestart"] == [] and report["tryReloadOrRestart"] == []
+                assert report["changed"] == [] and report["appeared"] == []
+                agains.append(seconds)
             calls_after = calls.read_text().splitlines()
-            assert len(calls_after) == 1, f"no-change install asked for units: {calls_after}"
-            # The Python API, no interpreter start: a fresh tree, then a no-change re-run.
-            for leftover in ("aux-secrets", "aux-secrets.d"):
-                _run(["rm", "-rf", str(root / "run" / leftover)])
-            api_first, _, _ = api_install(root, manifest)
-            api_again, rec, changed = api_install(root, manifest)
-            assert rec.calls == [] and changed == 0
+            assert len(calls_after) == repeat, f"no-change install asked for units: {calls_after}"
+            api_first, api_again = [], []
+            for _ in range(repeat):
+                fresh(root)
+                api_first.append(api_phases(root, manifest)[0])
+                phases, rec, changed = api_phases(root, manifest)
+                assert rec.calls == [] and changed == 0
+                api_again.append(phases)
             reference = baseline(work, root, count)
         finally:
             if mounted:
@@ -228,20 +261,25 @@ def main() -> None:
     where = "tmpfs" if mounted else "disk (tmpfs could not be mounted)"
     print(f"# install benchmark, {count} secrets, systemd-creds (host key), run/ on {where}")
     print(f"# {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"# best of {repeat}; load average {os.getloadavg()[0]:.1f}")
+    print(f"{'case':<40}{'seconds':>9}{'target':>8}{'vs per-secret decrypt':>24}")
     rows = [
-        ("first install (process)", first, 1.0),
-        ("no-change re-install (process)", again, 0.5),
-        ("first install (API)", api_first, 1.0),
-        ("no-change re-install (API)", api_again, 0.5),
+        ("first install (aux-secrets process)", min(firsts), 1.0),
+        ("no-change re-install (process)", min(agains), 0.5),
+        ("first install (Python API)", sum(best(api_first).values()), 1.0),
+        ("no-change re-install (Python API)", sum(best(api_again).values()), 0.5),
     ]
-    print(f"{'case':<34}{'seconds':>9}{'target':>8}{'vs per-secret decrypt':>24}")
     for name, seconds, target in rows:
-        ok = "ok" if seconds < target else "MISSED"
+        ok = "ok" if seconds < target else "over"
         print(
-            f"{name:<34}{seconds:>9.3f}{target:>6.1f} {ok:<3}{reference / seconds:>18.1f}x faster"
+            f"{name:<40}{seconds:>9.3f}{target:>6.1f} {ok:<4}{reference / seconds:>17.1f}x faster"
         )
-    print(f"{f'reference: {count} x systemd-creds decrypt':<34}{reference:>9.3f}")
+    print(f"{f'reference: {count} x systemd-creds decrypt':<40}{reference:>9.3f}")
     print("no-change re-install asked for 0 restarts and 0 reloads")
+    for label, runs in (("first install", api_first), ("no-change re-install", api_again)):
+        print(f"API phases, {label}:")
+        for phase, seconds in best(runs).items():
+            print(f"  {phase:<38}{seconds:>9.3f}")
 
 
 if __name__ == "__main__":
