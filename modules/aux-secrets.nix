@@ -309,6 +309,17 @@ in
       '';
     };
 
+    manifest = mkOption {
+      type = types.attrsOf types.raw;
+      readOnly = true;
+      default = manifest;
+      defaultText = lib.literalMD "the manifest generated from `aux.secrets`, `aux.templates` and `aux.settings`";
+      description = ''
+        The manifest as a value, for tools that evaluate instead of build:
+        `nix eval --json .#nixosConfigurations.web1.config.aux.manifest > web1.json`.
+      '';
+    };
+
     host = mkOption {
       type = types.str;
       default = config.networking.hostName;

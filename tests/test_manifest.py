@@ -333,3 +333,20 @@ def test_encoding_must_fit_type() -> None:
         parse(doc)
     doc["secrets"]["db"]["source"]["derive"]["type"] = "ed25519"
     assert parse({**doc, "templates": {}}).secrets["db"].source.encoding == "openssh"
+
+
+@pytest.mark.parametrize("golden", GOLDENS, ids=lambda p: p.stem)
+def test_golden_templates_render(golden: Path) -> None:
+    from aux_secrets.core.render import SecretValues
+    from aux_secrets.core.template import render_template
+
+    manifest = parse_manifest(golden.read_bytes(), filename=golden.name)
+    values = {
+        name: SecretValues(b"current-" + name.encode(), (b"old-1", b"old-2"), b"public-key")
+        for name in manifest.secrets
+    }
+    for name, spec in manifest.templates.items():
+        rendered = render_template(spec.content, spec.format, values)  # type: ignore[arg-type]
+        for secret, _field in spec.references:
+            assert secret in values, name
+        assert b"{{aux:" not in rendered
