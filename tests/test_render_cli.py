@@ -122,8 +122,9 @@ def test_missing_store_secret_is_an_error_line_others_render(
     result = cli("render", "--manifest", m, "--at", "2026-11-22T00:00:00Z", *args(vault))
     assert result.returncode != 0
     stderr = result.stderr.decode()
-    assert "talos/absent" in stderr
-    assert "unknown secret 'talos/default'" in stderr  # the templates that use it
+    assert "error: secret 'talos/default': store secret talos/absent does not exist" in stderr
+    # the templates that use it
+    assert "template 'talos/env': uses secret 'talos/default', which could not be" in stderr
     assert "aux-secrets: error: 3 of 6 files of host 'talos1' could not be rendered" in stderr
     assert b"== secret talos/hmac" in result.stdout
     assert b"Traceback" not in result.stderr

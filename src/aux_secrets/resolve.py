@@ -116,7 +116,10 @@ def _store_slots(name: str, store_name: str, read: StoreReader | None) -> tuple[
         raise NotFoundError(
             f"secret {name!r}: needs store secret {store_name!r}, but no store is available"
         )
-    stored = read(store_name)
+    try:
+        stored = read(store_name)
+    except AuxError as exc:
+        raise type(exc)(f"secret {name!r}: {exc.message}", hint=exc.hint) from None
     slots = [ResolvedSlot("current", "", "", OPEN_NOT_BEFORE, OPEN_NOT_AFTER, stored.current)]
     versions: tuple[int, ...] = tuple(getattr(stored, "retired_versions", ()) or ())
     for k, value in enumerate(stored.retired):

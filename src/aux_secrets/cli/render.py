@@ -160,7 +160,7 @@ def _render_all(
     from aux_secrets import resolve
     from aux_secrets.core.render import render_secret
     from aux_secrets.core.rotation import format_instant
-    from aux_secrets.core.template import render_template
+    from aux_secrets.core.template import referenced, render_template
     from aux_secrets.errors import AuxError
 
     print(f"# host {manifest.host} at {format_instant(at)}" + ("" if reveal else " (masked)"))
@@ -174,6 +174,7 @@ def _render_all(
         read_store = None
     failures = 0
     values: dict[str, SecretValues] = {}
+    broken: set[str] = set()
     for name, spec in sorted(manifest.secrets.items()):
         print(_header("secret", name, spec.path, spec.owner, spec.group, spec.mode, spec.format))
         try:
@@ -187,6 +188,7 @@ def _render_all(
             _show(data)
         except AuxError as exc:
             failures += 1
+            broken.add(name)
             output.error(exc.message, exc.hint)
     for name, tspec in sorted(manifest.templates.items()):
         print(
@@ -195,6 +197,9 @@ def _render_all(
             )
         )
         try:
+            failed = [ref for ref, _ in referenced(tspec.content) if ref in broken]
+            if failed:
+                raise AuxError(f"uses secret {failed[0]!r}, which could not be resolved")
             data = render_template(tspec.content, tspec.format, values)
             if not reveal:
                 data = _first_ok(partial(_template_masked, tspec.content, tspec.format, values))

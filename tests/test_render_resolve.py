@@ -1,0 +1,179 @@
+"""resolve: manifest secret specs -> slots and values (derived with rotation, or stored)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from aux_secrets import resolve
+from aux_secrets.core.auxv1 import AuxV1
+from aux_secrets.core.derive import DeriveRequest, derive
+from aux_secrets.core.manifest import Manifest, parse_manifest
+from aux_secrets.core.rotation import OPEN_NOT_AFTER, OPEN_NOT_BEFORE, parse_instant
+from aux_secrets.errors import NotFoundError, UsageError
+from tests.helpers import cli
+
+SCHEME = AuxV1(bytes(range(32)))
+AT = parse_instant("2026-11-22T10:00:00Z")
+
+
+def manifest(secrets: dict[str, object]) -> Manifest:
+    doc = {"version": 1, "host": "h", "secrets": secrets}
+    return parse_manifest(json.dumps(doc).encode(), filename="m.json")
+
+
+def test_plain_derived_secret_is_one_open_current_slot() -> None:
+    m = manifest({"db": {"source": {"derive": {"realm": "db/web1", "charset": "alnum"}}}})
+    secret = resolve.resolve_secret(m.secrets["db"], SCHEME, None, AT)
+    [slot] = secret.slots
+    assert (slot.role, slot.label, slot.realm) == ("current", "", "db/web1")
+    assert (slot.not_before, slot.not_after) == (OPEN_NOT_BEFORE, OPEN_NOT_AFTER)
+    assert slot.value == derive(SCHEME, DeriveRequest("db/web1", charset="alnum"))
+    assert secret.public is None
+    assert secret.values().current == slot.value
+    assert secret.values().retired == ()
+
+
+def test_rotated_secret_slots_and_values() -> None:
+    source = {
+        "realm": "api/{period}",
+        "type": "raw",
+        "length": 16,
+        "encoding": "hex",
+        "rotation": {"period": "quarterly", "retired": 2, "ahead": 1},
+    }
+    m = manifest({"api": {"source": {"derive": source}}})
+    secret = resolve.resolve_secret(m.secrets["api"], SCHEME, None, AT)
+    assert [(s.role, s.realm) for s in secret.slots] == [
+        ("current", "api/2026-Q4"),
+        ("retired", "api/2026-Q3"),
+        ("retired", "api/2026-Q2"),
+        ("ahead", "api/2027-Q1"),
+    ]
+    for s in secret.slots:
+        assert s.value == derive(SCHEME, DeriveRequest(s.realm, "raw", 16, encoding="hex"))
+    values = secret.values()
+    assert values.current == secret.slots[0].value
+    assert values.retired == (secret.slots[1].value, secret.slots[2].value)  # not the ahead one
+
+
+def test_key_type_has_public_half_and_public_files() -> None:
+    m = manifest(
+        {
+            "ssh": {
+                "source": {"derive": {"realm": "ssh/h", "type": "ed25519", "encoding": "openssh"}}
+            },
+            "ssh.pub": {
+                "source": {
+                    "derive": {
+                        "realm": "ssh/h",
+                        "type": "ed25519",
+                        "encoding": "openssh",
+                        "public": True,
+                    }
+                }
+            },
+        }
+    )
+    private = resolve.resolve_secret(m.secrets["ssh"], SCHEME, None, AT)
+    public = resolve.resolve_secret(m.secrets["ssh.pub"], SCHEME, None, AT)
+    expected_public = derive(SCHEME, DeriveRequest("ssh/h", "ed25519", public=True))
+    assert private.public == expected_public
+    assert private.slots[0].value.startswith(b"-----BEGIN OPENSSH PRIVATE KEY-----")
+    assert public.slots[0].value == derive(
+        SCHEME, DeriveRequest("ssh/h", "ed25519", encoding="openssh", public=True)
+    )
+    assert public.slots[0].value.startswith(b"ssh-ed25519 ")
+
+
+class Stored:
+    def __init__(self, current: bytes, retired: tuple[bytes, ...], versions: tuple[int, ...]):
+        self.current, self.retired, self.retired_versions = current, retired, versions
+
+
+def test_store_secret_slots() -> None:
+    m = manifest({"tok": {"source": {"store": "github/token"}}})
+    calls: list[str] = []
+
+    def read(name: str) -> Stored:
+        calls.append(name)
+        return Stored(b"new", (b"old2", b"old1"), (2, 1))
+
+    secret = resolve.resolve_secret(m.secrets["tok"], SCHEME, read, AT)
+    assert calls == ["github/token"]
+    assert [(s.role, s.label, s.value) for s in secret.slots] == [
+        ("current", "", b"new"),
+        ("retired", "v2", b"old2"),
+        ("retired", "v1", b"old1"),
+    ]
+    assert all(
+        (s.not_before, s.not_after) == (OPEN_NOT_BEFORE, OPEN_NOT_AFTER) for s in secret.slots
+    )
+    assert secret.values().retired == (b"old2", b"old1")
+
+
+def test_store_errors_name_the_secret() -> None:
+    m = manifest({"tok": {"source": {"store": "github/token"}}})
+    with pytest.raises(NotFoundError, match="secret 'tok': needs store secret 'github/token'"):
+        resolve.resolve_secret(m.secrets["tok"], SCHEME, None, AT)
+
+    def read(name: str) -> Stored:
+        raise NotFoundError(f"store secret {name} does not exist", hint="see 'store list'")
+
+    with pytest.raises(NotFoundError, match="secret 'tok': store secret github/token") as info:
+        resolve.resolve_secret(m.secrets["tok"], SCHEME, read, AT)
+    assert info.value.hint == "see 'store list'"
+
+
+def test_derive_errors_name_the_secret() -> None:
+    m = manifest({"db": {"source": {"derive": {"realm": "db"}}}})
+    spec = m.secrets["db"]
+    bad = type(spec.source)(realm="db", type="pass", length=99999)  # type: ignore[call-arg]
+    with pytest.raises(UsageError, match="secret 'db': password length 99999"):
+        resolve.resolve_secret(type(spec)(**{**spec.__dict__, "source": bad}), SCHEME, None, AT)
+
+
+def test_resolve_manifest_subset_sorted() -> None:
+    m = manifest({n: {"source": {"derive": {"realm": n}}} for n in ("b", "a", "c")})
+    assert list(resolve.resolve_manifest(m, SCHEME, None, AT)) == ["a", "b", "c"]
+    assert list(resolve.resolve_manifest(m, SCHEME, None, AT, names=["c", "a"])) == ["a", "c"]
+
+
+def test_bundle_secrets_from_a_real_vault(tmp_path: Path) -> None:
+    from aux_secrets.adapters.vault import Vault
+
+    pw = tmp_path / "pw"
+    pw.write_bytes(b"resolve tests\n")
+    root = tmp_path / "vault"
+    assert (
+        cli(
+            "init", root, "--password-file", pw, "--argon2-memory", "8", "--argon2-time", "1"
+        ).returncode
+        == 0
+    )
+    added = cli(
+        "store", "add", "tok", "--vault", root, "--password-file", pw, "--no-commit", input=b"T0KEN"
+    )
+    assert added.returncode == 0, added.stderr
+    vault = Vault.load(root)
+    scheme = vault.unlock(b"resolve tests")
+    m = manifest(
+        {
+            "tok": {"source": {"store": "tok"}},
+            "h": {
+                "source": {
+                    "derive": {
+                        "realm": "h/{period}",
+                        "rotation": {"period": "daily", "retired": 1, "ahead": 1},
+                    }
+                }
+            },
+        }
+    )
+    bundle = resolve.bundle_secrets(vault, scheme, m, AT)
+    assert bundle["tok"].slots[0].value == b"T0KEN"
+    assert [s.label for s in bundle["h"].slots] == ["2026-11-22", "2026-11-21", "2026-11-23"]
+    derived = cli("derive", "h/2026-11-22", "--vault", root, "--password-file", pw)
+    assert bundle["h"].slots[0].value == derived.stdout
