@@ -132,7 +132,7 @@ def bench_fleet(work: Path, hosts: int, jobs: list[int]) -> dict[str, float]:
         for j in jobs:
             argv = [*AUX, "provision", "--all", "-j", str(j), *vault.args()]
             if first:  # the first run installs everything; time the idempotent reruns
-                out["first_run_j%d_s" % j] = timed(lambda argv=argv: run(argv), 1)
+                out[f"first_run_j{j}_s"] = timed(lambda argv=argv: run(argv), 1)
                 first = False
             out[f"provision_all_j{j}_s"] = timed(lambda argv=argv: run(argv), 2)
         return out
