@@ -169,7 +169,7 @@ def _parse_batch_line(number: int, line: bytes) -> DeriveRequest:
     )
 
 
-def _read_batch(source: str) -> list[DeriveRequest]:
+def _read_batch(source: str) -> list[tuple[int, DeriveRequest]]:
     import sys
 
     from aux_secrets.adapters.fs import read_bounded
@@ -183,7 +183,7 @@ def _read_batch(source: str) -> list[DeriveRequest]:
     requests = []
     for number, line in enumerate(data.split(b"\n"), start=1):
         if line.strip():
-            requests.append(_parse_batch_line(number, line))
+            requests.append((number, _parse_batch_line(number, line)))
     return requests
 
 
@@ -402,15 +402,16 @@ def _run_batch(
     password_command: str | None,
     output_file: Path | None,
 ) -> None:
-    requests = _read_batch(source)
-    for number, request in enumerate(requests, start=1):
+    numbered = _read_batch(source)
+    for number, request in numbered:
         try:
             _validate(request)
             _check_gokey_request(request, gokey)
         except AuxError as exc:
             raise _with_line(number, exc) from None
-    if not requests:
+    if not numbered:
         raise InputError("the batch has no requests")
+    requests = [request for _, request in numbered]
     scheme = _open_scheme(gokey, vault, password_file, password_command)
     lines = [_json_line(_json_value(req, _derive(scheme, req))) for req in requests]
     _emit(b"".join(lines), output_file)
