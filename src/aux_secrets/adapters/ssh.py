@@ -20,6 +20,8 @@ from aux_secrets.errors import ExternalError, UsageError
 # Exit status ssh uses for its own failures (connection refused, auth, host key).
 SSH_FAILURE = 255
 DEFAULT_TIMEOUT = 300.0
+# A host that drops packets fails in this many seconds, not after the TCP timeout.
+CONNECT_TIMEOUT = 15
 
 
 @dataclass(frozen=True)
@@ -50,11 +52,11 @@ def ssh_argv(
     env: Mapping[str, str] | None = None,
     program: str = "ssh",
 ) -> list[str]:
-    """The full ssh command: ``ssh -o OPT... NIX_SSHOPTS... -o BatchMode=yes -T -- DEST 'cmd'``.
+    """The full ssh command: ``ssh -o OPT... NIX_SSHOPTS... -o BatchMode=yes ... -T -- DEST 'cmd'``.
 
     ssh keeps the first value it sees for an option, so the explicit ``-o``
-    options come first and win over NIX_SSHOPTS; BatchMode comes last so a
-    caller can still turn it off. A remote argv is quoted for the remote shell; a
+    options come first and win over NIX_SSHOPTS; BatchMode and ConnectTimeout
+    come last so a caller can still change them. A remote argv is quoted for the remote shell; a
     string is taken as an already quoted command line.
     """
     if not destination or destination.startswith("-"):
@@ -64,7 +66,8 @@ def ssh_argv(
     for option in options:
         argv += ["-o", option]
     argv += nix_sshopts(env)
-    argv += ["-o", "BatchMode=yes", "-T", "--", destination, line]
+    argv += ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT}"]
+    argv += ["-T", "--", destination, line]
     return argv
 
 
