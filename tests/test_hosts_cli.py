@@ -178,3 +178,53 @@ def test_provision_local_function_for_the_demo(tmp_path: Path, sshd: Sshd) -> No
     again = provision.provision_local(vault, scheme, "demo", host.manifest, host.root)
     assert again.no_change and again.serial > report.serial
     assert manifest_doc  # shared helper stays importable
+
+
+def test_provision_flake_reads_manifest_through_nix_eval(tmp_path: Path, sshd: Sshd) -> None:
+    import os
+
+    vault = make_vault(tmp_path)
+    host = make_host_root(tmp_path, "web1", sshd.host_key)
+    assert (
+        cli("host", "add", "web1", "--ssh-host-key", sshd.host_pub, "--vault", vault.root)
+    ).returncode == 0
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "nix.log"
+    (bin_dir / "nix").write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {log}\ncat {host.manifest}\n')
+    (bin_dir / "nix").chmod(0o755)
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    result = cli(
+        "provision",
+        "--host",
+        "web1",
+        "--flake",
+        ".#web1",
+        "--local",
+        "--root",
+        host.root,
+        *vault.args(),
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert log.read_text().splitlines()[-3:] == [
+        "eval",
+        "--json",
+        '.#nixosConfigurations."web1".config.aux.secrets.manifest',
+    ]
+    assert host.installed("db/password")
+    # nix failing is one clear line naming the flake.
+    (bin_dir / "nix").write_text("#!/bin/sh\necho 'error: cannot fetch nixpkgs' >&2\nexit 1\n")
+    failed = cli(
+        "provision",
+        "--host",
+        "web1",
+        "--flake",
+        ".#web1",
+        "--local",
+        "--root",
+        host.root,
+        *vault.args(),
+        env=env,
+    )
+    assert_one_line_error(failed, ".#web1", "cannot fetch nixpkgs")
