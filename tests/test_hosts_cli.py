@@ -210,7 +210,7 @@ def test_provision_flake_reads_manifest_through_nix_eval(tmp_path: Path, sshd: S
     assert log.read_text().splitlines()[-3:] == [
         "eval",
         "--json",
-        '.#nixosConfigurations."web1".config.aux.secrets.manifest',
+        '.#nixosConfigurations."web1".config.aux.manifest',
     ]
     assert host.installed("db/password")
     # nix failing is one clear line naming the flake.

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 SYSTEM_MANIFEST = "etc/aux-secrets/manifest.json"
 MANIFEST_LIMIT = 16 * 1024 * 1024
 # The flake attribute under nixosConfigurations.NAME that holds the manifest (modules/).
-FLAKE_MANIFEST_ATTR = "config.aux.secrets.manifest"
+FLAKE_MANIFEST_ATTR = "config.aux.manifest"
 FINGERPRINT_REALM = "aux-secrets/host/{host}/fingerprint-key/v1"
 
 T = TypeVar("T")
