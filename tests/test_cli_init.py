@@ -70,6 +70,7 @@ def test_init_usage_errors_create_nothing(tmp_path: Path) -> None:
         ("--no-seed",),
         ("--scheme", "gokey", "--no-seed", "--seed-mode", "legacy"),
         ("--argon2-memory", "1"),
+        ("--scheme", "gokey", "--import-gokey-seed", str(pw)),  # no --seed-mode
     ]
     for extra in cases:
         result = cli("init", tmp_path / "v", "--password-file", pw, *extra)

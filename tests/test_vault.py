@@ -126,7 +126,13 @@ def test_import_gokey_seed_checks_password_first(tmp_path: Path) -> None:
     seed = tmp_path / "gokey.seed"
     subprocess.run([gokey, "-p", "correct horse", "-t", "seed", "-o", str(seed)], check=True)
     with pytest.raises(WrongPasswordError):
-        create_vault(tmp_path / "bad", b"wrong", scheme="gokey", gokey_seed=seed.read_bytes())
+        create_vault(
+            tmp_path / "bad",
+            b"wrong",
+            scheme="gokey",
+            seed_mode="legacy",
+            gokey_seed=seed.read_bytes(),
+        )
     assert not (tmp_path / "bad").exists()
     vault = make(tmp_path, scheme="gokey", seed_mode="legacy", gokey_seed=seed.read_bytes())
     assert vault.is_legacy
@@ -156,6 +162,7 @@ def test_discover_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv(ENV_VAULT, str(other.root))
     assert Vault.discover().root == other.root
     assert Vault.discover(outer.root).root == outer.root
+    assert Vault.discover(outer.root / "vault.toml").root == outer.root
 
 
 def test_discover_nothing_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -265,7 +272,10 @@ def test_bad_gokey_seed_in_vault(tmp_path: Path) -> None:
     from aux_secrets.core.gokey import make_seed_file
 
     seed = make_seed_file(PW, bytes(range(256)))
-    vault = make(tmp_path, scheme="gokey", gokey_seed=seed)
+    with pytest.raises(UsageError, match="needs --seed-mode"):
+        make(tmp_path, scheme="gokey", gokey_seed=seed)
+    assert not (tmp_path / "vault").exists()
+    vault = make(tmp_path, scheme="gokey", seed_mode="v2", gokey_seed=seed)
     assert vault.seed_file is not None
     for data, kind in [
         (seed[:100], InputError),

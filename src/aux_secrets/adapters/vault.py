@@ -145,6 +145,8 @@ class Vault:
     def discover(cls, explicit: Path | None = None) -> Vault:
         """``--vault DIR``, else ``AUX_SECRETS_VAULT``, else the nearest vault.toml upward."""
         if explicit is not None:
+            if explicit.name == VAULT_FILE and explicit.is_file():
+                explicit = explicit.parent
             return cls.load(explicit)
         env = os.environ.get(ENV_VAULT)
         if env:
@@ -398,9 +400,15 @@ def create_vault(
     elif gokey_seed is not None:
         from aux_secrets.core import gokey
 
-        mode = seed_mode or "v2"
+        mode = seed_mode
         if mode not in SEED_MODES:
-            raise UsageError("--seed-mode must be 'v2' or 'legacy'")
+            # Both modes open the same file but give different secrets: no default.
+            raise UsageError(
+                "importing a gokey seed needs --seed-mode v2 (gokey >= 0.2.0) or "
+                "legacy (gokey < 0.2.0, e.g. Debian's 0.1.x)",
+                hint="check 'gokey -h' output or your package version; the seed file "
+                "cannot tell which gokey made it",
+            )
         if seed_skip < 0:
             raise UsageError("--seed-skip must not be negative")
         gokey.GokeySeeded(password, gokey_seed, "legacy" if mode == "legacy" else "v2", seed_skip)

@@ -119,6 +119,11 @@ def init(
             raise UsageError(
                 "--scheme gokey needs exactly one of --import-gokey-seed FILE or --no-seed"
             )
+        if import_gokey_seed is not None and seed_mode is None:
+            raise UsageError(
+                "--import-gokey-seed needs --seed-mode v2 (gokey >= 0.2.0) or legacy "
+                "(gokey < 0.2.0, e.g. Debian's 0.1.x): the seed file cannot tell"
+            )
         if no_seed and (seed_mode is not None or seed_skip):
             raise UsageError("--seed-mode and --seed-skip do not apply with --no-seed")
     elif import_gokey_seed is not None or no_seed or seed_mode is not None or seed_skip:
