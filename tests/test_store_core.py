@@ -70,6 +70,8 @@ def test_good_names(name: str) -> None:
         ("del\x7f", "control"),
         ("c1\x85", "control"),
         ("back\\slash", "backslash"),
+        ("a /b", "space"),
+        (" lead", "space"),
         ("x" * 201, "longer than 200"),
         ("/".join(["y" * 100] * 11), "longer than 1000"),
     ],
@@ -335,3 +337,26 @@ def test_replaced_never_moves_updated_before_created() -> None:
     meta = sf.StoreMeta("n", T1, T1, 1)
     new_meta, _ = sf.replaced(meta, sf.Payload(b""), b"x", T0)
     assert new_meta.updated == T1
+
+
+def _outcome(parse: object, data: bytes) -> object:
+    try:
+        return parse(data, "x")  # type: ignore[operator]
+    except AuxError as exc:
+        return type(exc)
+
+
+@pytest.mark.parametrize("expires", [None, date(2027, 1, 31)])
+def test_fast_header_path_agrees_with_the_line_parser(expires: date | None) -> None:
+    data = make(expires=expires)
+    header = data[: data.index(b"\n\n") + 2]
+    assert sf.parse_header(data, "x") == sf._parse_header_lines(data, "x")
+    for i in range(len(header)):
+        for replacement in (b" ", b"0", b"9", b"\n", b"-", b"\xc3", b"/", b"A"):
+            bad = data[:i] + replacement + data[i + 1 :]
+            fast = _outcome(sf.parse_header, bad)
+            slow = _outcome(sf._parse_header_lines, bad)
+            if isinstance(slow, type):
+                assert fast is slow or isinstance(fast, type), (i, replacement)
+            else:
+                assert fast == slow, (i, replacement)

@@ -107,18 +107,19 @@ class StoreDir:
         self._wait_for_rekey()
         return sorted(name for name, _ in self._walk())
 
-    def _walk(self) -> Iterator[tuple[str, Path]]:
+    def _walk(self) -> Iterator[tuple[str, str]]:
+        """(name, path) of every store file; strings, as this runs once per file."""
         if not self.root.is_dir():
             return
-        for directory, dirs, files in os.walk(self.root):
+        top = str(self.root)
+        for directory, dirs, files in os.walk(top):
             dirs[:] = [d for d in dirs if not d.startswith(".")]
-            rel = os.path.relpath(directory, self.root)
+            rel = os.path.relpath(directory, top)
+            prefix = "" if rel == "." else rel + "/"
             for file in files:
                 if file.startswith(".") or not file.endswith(sf.SUFFIX):
                     continue
-                stem = file[: -len(sf.SUFFIX)]
-                name = stem if rel == "." else f"{rel}/{stem}"
-                yield name, Path(directory, file)
+                yield prefix + file[: -len(sf.SUFFIX)], os.path.join(directory, file)
 
     def _strays(self) -> list[str]:
         strays: list[str] = []
@@ -148,16 +149,16 @@ class StoreDir:
         self._wait_for_rekey()
         entries = []
         for name, path in sorted(self._walk()):
-            what = f"store secret {name}"
             try:
-                sf.validate_name(name)
-                with path.open("rb") as handle:
+                with open(path, "rb") as handle:
                     head = handle.read(HEADER_READ)
-                meta, _, _ = sf.parse_header(head, what)
+                meta, _, _ = sf.parse_header(head, f"store secret {name}")
                 if meta.name != name:
-                    raise InputError(f"{what}: the file holds another name (renamed?)")
+                    raise InputError(f"store secret {name}: the file holds another name (renamed?)")
             except (AuxError, OSError) as exc:
-                message = exc.message if isinstance(exc, AuxError) else f"{what}: {exc.strerror}"
+                message = (
+                    exc.message if isinstance(exc, AuxError) else f"store secret {name}: {exc}"
+                )
                 entries.append(ListEntry(name, None, message))
                 continue
             entries.append(ListEntry(name, meta))

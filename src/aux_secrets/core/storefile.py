@@ -61,6 +61,8 @@ def validate_name(name: str) -> None:
             raise PolicyError(f"store name {shown} contains '{segment}'")
         if segment.startswith("."):
             raise PolicyError(f"store name {shown} has a segment starting with '.'")
+        if segment != segment.strip():
+            raise PolicyError(f"store name {shown} has a segment that starts or ends with a space")
         if segment.startswith("-"):
             raise PolicyError(f"store name {shown} has a segment starting with '-'")
         if len(segment.encode("utf-8")) > MAX_SEGMENT:
@@ -136,8 +138,16 @@ def normalize_time(moment: datetime) -> datetime:
 def _parse_time(text: str, what: str) -> datetime:
     if not _TIME.fullmatch(text):
         raise InputError(f"{what} is not a time like 2026-11-22T04:03:47Z")
+    return _time_fields(text, what)
+
+
+def _time_fields(t: str, what: str) -> datetime:
+    # By hand: strptime is the slowest part of listing ten thousand headers.
     try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        return datetime(
+            int(t[0:4]), int(t[5:7]), int(t[8:10]), int(t[11:13]), int(t[14:16]),
+            int(t[17:19]), tzinfo=UTC,
+        )  # fmt: skip
     except ValueError:
         raise InputError(f"{what} is not a valid time") from None
 
@@ -188,11 +198,40 @@ def check_format_version(data: bytes, what: str) -> None:
         )
 
 
+_T = rb"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z)"
+_HEADER = re.compile(
+    rb"aux-secrets-store: 1\nname: ([^\n]+)\ncreated: " + _T + rb"\nupdated: " + _T
+    + rb"\nversion: ([1-9][0-9]{0,8})\n(?:expires: ([0-9]{4}-[0-9]{2}-[0-9]{2})\n)?"
+    rb"nonce: ([A-Za-z0-9+/]{32})\n\n"
+)  # fmt: skip
+
+
 def parse_header(data: bytes, what: str) -> tuple[StoreMeta, bytes, int]:
     """Parse the readable header; returns (meta, nonce, length of the header bytes).
 
     ``data`` may be the whole file or just its beginning (listing reads only that).
+    A well-formed header takes one regular expression; anything else goes through
+    the line-by-line parser, which says what is wrong.
     """
+    match = _HEADER.match(data)
+    if match is not None:
+        name_b, created_b, updated_b, version_b, expires_b, nonce_b = match.groups()
+        try:
+            name = name_b.decode("utf-8")
+            validate_name(name)
+            created = _time_fields(created_b.decode("ascii"), "created")
+            updated = _time_fields(updated_b.decode("ascii"), "updated")
+            expires = None if expires_b is None else date.fromisoformat(expires_b.decode("ascii"))
+        except (UnicodeDecodeError, PolicyError, InputError, ValueError):
+            pass  # the slow path names the problem
+        else:
+            if updated >= created and name == name.strip():
+                meta = StoreMeta(name, created, updated, int(version_b), expires)
+                return meta, base64.b64decode(nonce_b), match.end()
+    return _parse_header_lines(data, what)
+
+
+def _parse_header_lines(data: bytes, what: str) -> tuple[StoreMeta, bytes, int]:
     check_format_version(data, what)
     end = data.find(b"\n\n")
     if end < 0:
