@@ -316,3 +316,13 @@ def test_sections_cannot_touch_own_keys(tmp_path: Path) -> None:
     with pytest.raises(InputError):
         vault.update_section("store", {"x": None})
     assert snapshot(vault.root) == before
+
+
+def test_rewrap_can_retune_argon2(tmp_path: Path) -> None:
+    from aux_secrets.core.auxv1 import Argon2Params, parse_header
+
+    vault = make(tmp_path)
+    before = derive(vault.unlock(PW), DeriveRequest("db"))
+    vault.rewrap(PW, PW, params=Argon2Params(16, 2, 2))
+    assert parse_header(vault.read_seed_file()).params == Argon2Params(16, 2, 2)
+    assert derive(vault.unlock(PW), DeriveRequest("db")) == before
