@@ -211,3 +211,18 @@ def test_rewrap_refused_for_gokey_vault(tmp_path: Path) -> None:
     assert_one_line_error(result, "gokey scheme")
     assert b"hint:" in result.stderr
     assert files(vault) == before
+
+
+def test_password_from_environment(tmp_path: Path) -> None:
+    pw = pwfile(tmp_path)
+    env = {"AUX_SECRETS_PASSWORD_FILE": str(pw)}
+    assert cli("init", tmp_path / "v", *FAST, env=env).returncode == 0
+    by_file = cli("derive", "x", "--vault", tmp_path / "v", env=env)
+    by_command = cli(
+        "derive",
+        "x",
+        "--vault",
+        tmp_path / "v",
+        env={"AUX_SECRETS_PASSWORD_COMMAND": f"cat {pw}"},
+    )
+    assert by_file.returncode == 0 and by_file.stdout == by_command.stdout != b""
