@@ -593,9 +593,14 @@ def vault_store(
     sources = parse_sources(section.get("sources"))
     enabled = setting and commit is not False
     committer: Committer | None = None
-    if enabled and git.is_repository(vault.root):
+    if enabled:
+        repository: list[bool] = []  # asked once, at the first change (listing never asks)
 
         def committer(paths: Sequence[Path], message: str) -> None:
+            if not repository:
+                repository.append(git.is_repository(vault.root))
+            if not repository[0]:
+                return
             try:
                 git.commit_paths(vault.root, paths, message)
             except ExternalError as exc:
