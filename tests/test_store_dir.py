@@ -527,3 +527,17 @@ def test_vault_store_settings(tmp_path: Path) -> None:
         store_mod.vault_store(FakeVault({"commit": "no"}))
     with pytest.raises(AuxError):
         store_mod.vault_store(FakeVault({"sources": {"p/": 1}}))
+
+
+def test_failed_changes_do_not_create_the_store(tmp_path: Path) -> None:
+    store = StoreDir(tmp_path / "store")
+    with pytest.raises(NotFoundError):
+        store.remove("a")
+    with pytest.raises(NotFoundError):
+        store.set(OLD, "a", b"x")
+    with pytest.raises(NotFoundError):
+        store.rename(OLD, "a", "b")
+    with pytest.raises(NotFoundError):
+        store.read(OLD, "a")
+    assert not store.root.exists()
+    assert store.entries() == [] and store.names() == []

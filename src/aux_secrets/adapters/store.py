@@ -166,13 +166,17 @@ class StoreDir:
 
     # --- reading ---------------------------------------------------------------
 
-    def _load(self, name: str) -> bytes:
+    def _require(self, name: str) -> Path:
         path = self.path_for(name)
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             raise NotFoundError(
                 f"store secret {name} does not exist",
                 hint="see 'aux-secrets store list'",
             )
+        return path
+
+    def _load(self, name: str) -> bytes:
+        path = self._require(name)
         return read_bounded(path, sf.MAX_FILE, what=f"store file for {name}")
 
     def _decrypt(self, scheme: Scheme, name: str) -> tuple[sf.StoreMeta, sf.Payload]:
@@ -291,6 +295,7 @@ class StoreDir:
         """Replace the value; the previous one becomes the newest retired value."""
         sf.validate_name(name)
         sf.check_value(name, value)
+        self._require(name)  # before locked(), which would create the store
         with self.locked() as created:
             meta, payload = self._decrypt(scheme, name)
             meta, payload = sf.replaced(
@@ -302,12 +307,9 @@ class StoreDir:
 
     def remove(self, name: str) -> Path:
         """Delete a secret's file (no key needed; git keeps the history)."""
+        self._require(name)
         with self.locked() as created:
-            path = self.path_for(name)
-            if not path.exists() and not path.is_symlink():
-                raise NotFoundError(
-                    f"store secret {name} does not exist", hint="see 'aux-secrets store list'"
-                )
+            path = self._require(name)
             path.unlink()
             fsync_dir(path.parent)
             self._prune_dirs(path.parent)
@@ -323,6 +325,7 @@ class StoreDir:
         sf.validate_name(new)
         if old == new:
             raise UsageError(f"store rename: the old and the new name are both {old}")
+        self._require(old)
         with self.locked() as created:
             meta, payload = self._decrypt(scheme, old)
             if self.exists(new):
