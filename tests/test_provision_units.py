@@ -173,3 +173,19 @@ def test_host_report_from_activate_and_install_json() -> None:
     )
     assert quiet.no_change
     assert quiet.summary() == "serial 7: no change"
+
+
+def test_parse_status_shapes_and_garbage() -> None:
+    from aux_secrets.errors import InputError
+
+    assert provision.parse_status(
+        b'{"secrets": {"a": {"fingerprint": "fp1:aa"}, "b": {"fingerprint": null}}}', "h"
+    ) == {"a": "fp1:aa"}
+    assert provision.parse_status(b'{"secrets": {"a": "fp1:aa"}}', "h") == {"a": "fp1:aa"}
+    assert provision.parse_status(
+        b'{"secrets": [{"name": "a", "fingerprint": "fp1:aa"}]}', "h"
+    ) == {"a": "fp1:aa"}
+    for bad in (b"", b"\xff", b"[1]", b'{"secrets": 3}', b'{"secr', b"null"):
+        with pytest.raises(InputError) as info:
+            provision.parse_status(bad, "web1")
+        assert "web1" in info.value.message
