@@ -127,3 +127,13 @@ def test_help_has_example() -> None:
     result = cli("activate", "--help")
     assert result.returncode == 0
     assert b"aux-secrets activate --bundle" in result.stdout
+
+
+def test_symlinked_store_dir_refused(tmp_path: Path) -> None:
+    host = Host(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    host.store_dir.parent.mkdir(parents=True)
+    host.store_dir.symlink_to(elsewhere)
+    assert_one_line_error(activate(host, host.bundle(payload(1))), "is not a directory")
+    assert list(elsewhere.iterdir()) == []
