@@ -161,3 +161,20 @@ def test_help_has_example() -> None:
     result = cli("render", "--help")
     assert result.returncode == 0
     assert b"Example: aux-secrets render --manifest" in result.stdout
+
+
+def test_host_finds_its_manifest_in_the_vault(vault: tuple[Path, Path]) -> None:
+    from pyrage import x25519
+
+    root = vault[0]
+    (root / "talos1.json").write_bytes(MANIFEST.read_bytes())
+    recipient = str(x25519.Identity.generate().to_public())
+    added = cli(
+        "host", "add", "talos1", "--age", recipient, "--manifest", "talos1.json", "--vault", root
+    )
+    assert added.returncode == 0, added.stderr
+    result = cli("render", "--host", "talos1", "--at", "2026-11-22T00:00:00Z", *args(vault))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(b"# host talos1 at 2026-11-22T00:00:00Z (masked)\n")
+    missing = cli("render", "--host", "nobody", *args(vault))
+    assert_one_line_error(missing, "host nobody is not in the vault")
