@@ -349,3 +349,17 @@ def test_failing_systemctl_reported_after_install(host: Host, tmp_path: Path) ->
     result = host.install()
     assert_one_line_error(result, "generation 1 is installed", "try-restart")
     assert (host.root / "run/aux-secrets/db/password").read_bytes() == b"db-pass"
+
+
+def test_value_the_format_cannot_hold_skips_only_that_item(host: Host) -> None:
+    bad = BundleSecret(
+        slots=(BundleSlot("current", "2026-11", month(2026, 11), month(2026, 12), b"\xff\xfe"),)
+    )
+    host.deliver({**SECRETS, "hmac": bad})
+    result = host.install()
+    line = assert_one_line_error(result, "2 not installed", "hmac", "app.yaml")
+    assert "\xff" not in line
+    assert "hint: fix the manifest" in result.stderr.decode()
+    assert (host.root / "run/aux-secrets/db/password").read_bytes() == b"db-pass"
+    assert not (host.root / "run/aux-secrets/hmac").exists()
+    assert "not valid UTF-8" in result.stdout.decode()

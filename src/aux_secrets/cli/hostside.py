@@ -243,9 +243,12 @@ def install(
     output.write_stdout_bytes(text.encode())
     if report.missing:
         names = ", ".join(m.key.split(":", 1)[1] for m in report.missing)
+        fix = "fix the manifest's format or the value (reasons above)"
         raise NotFoundError(
             f"{len(report.missing)} not installed (the others are): {names}",
-            hint=f"aux-secrets provision --host {parsed.host}",
+            hint=f"aux-secrets provision --host {parsed.host}"
+            if any(m.provision for m in report.missing)
+            else fix,
         )
 
 

@@ -25,6 +25,7 @@ from aux_secrets.core.bundle import BundleSecret
 from aux_secrets.core.manifest import DeriveSource, Manifest
 from aux_secrets.core.render import SecretValues, render_secret
 from aux_secrets.core.select import earliest, select
+from aux_secrets.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,9 @@ class Missing:
 
     key: str
     reason: str
+    # True when delivering values again fixes it (absent or expired); False when the value
+    # cannot be written in the asked format (the manifest or the value must change).
+    provision: bool = True
 
 
 @dataclass(frozen=True)
@@ -174,8 +178,9 @@ def desired_files(
 
     Normal installs take the secrets that are not ``neededForUsers`` plus all templates;
     ``for_users`` takes only the ``neededForUsers`` secrets. A secret the store lacks, or
-    has no value for at ``at``, is listed in ``missing`` (and so is a template using it);
-    everything else is rendered.
+    has no value for at ``at``, is listed in ``missing`` (and so is a template using it),
+    as is an item whose value its format cannot hold (one bad value must not keep every
+    other service's secrets from being installed at boot); everything else is rendered.
     """
     files: list[DesiredFile] = []
     missing: list[Missing] = []
@@ -205,11 +210,16 @@ def desired_files(
         boundaries.append(chosen.next_change)
         value = SecretValues(current=chosen.current, retired=chosen.retired, public=stored.public)
         values[name] = value
+        try:
+            content = render_secret(value, spec.format, spec.env_name, name=name)
+        except InputError as exc:
+            missing.append(Missing(key, exc.message, provision=False))
+            continue
         files.append(
             DesiredFile(
                 key=key,
                 path=spec.path,
-                content=render_secret(value, spec.format, spec.env_name, name=name),
+                content=content,
                 owner=spec.owner,
                 group=spec.group,
                 mode=spec.mode_bits,
@@ -218,18 +228,29 @@ def desired_files(
             )
         )
     if not for_users:
-        absent = {m.key.split(":", 1)[1] for m in missing}
+        absent = {m.key.split(":", 1)[1]: m.provision for m in missing}
         for name, tspec in sorted(manifest.templates.items()):
             key = f"template:{name}"
             lacking = sorted({ref for ref, _ in tspec.references if ref in absent})
             if lacking:
-                missing.append(Missing(key, f"uses missing secret {', '.join(lacking)}"))
+                missing.append(
+                    Missing(
+                        key,
+                        f"uses missing secret {', '.join(lacking)}",
+                        provision=any(absent[n] for n in lacking),
+                    )
+                )
+                continue
+            try:
+                content = render_template(tspec.content, tspec.format, values)
+            except InputError as exc:
+                missing.append(Missing(key, exc.message, provision=False))
                 continue
             files.append(
                 DesiredFile(
                     key=key,
                     path=tspec.path,
-                    content=render_template(tspec.content, tspec.format, values),
+                    content=content,
                     owner=tspec.owner,
                     group=tspec.group,
                     mode=tspec.mode_bits,
