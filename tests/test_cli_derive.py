@@ -181,6 +181,8 @@ def test_rotation_slots(vault: tuple[Path, Path]) -> None:
         (("x", "--type", "raw", "--public"), "no public half"),
         (("x", "--retired", "1"), "need --rotation"),
         (("x{period}", "--rotation", "hourly"), "period"),
+        (("x/{period}",), "has no rotation"),
+        (("x", "--rotation", "monthly"), "no {period}"),
         (("x", "--seed-mode", "legacy"), "need --scheme gokey"),
     ],
 )

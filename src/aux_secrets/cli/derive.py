@@ -362,6 +362,12 @@ def derive_command(
     if rotation is None:
         if retired or ahead or at is not None:
             raise UsageError("--retired, --ahead and --at need --rotation PERIOD")
+        if gokey is None and "{period}" in realm:
+            from datetime import UTC, datetime
+
+            from aux_secrets.core.rotation import expand
+
+            expand(realm, None, datetime.now(UTC))  # refuses {period} without a rotation
         _validate(request)
         _check_gokey_request(request, gokey)
         scheme_obj = _open_scheme(gokey, vault, password_file, password_command)
