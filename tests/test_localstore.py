@@ -365,9 +365,64 @@ def test_credentials_sealed_with_name(tmp_path: Path) -> None:
         check=False,
     )
     assert wrong.returncode != 0
-    # Re-sealing one credential (the installer does this after a rotation boundary).
     path = host.store().seal_credential("db", b"new")
     assert path == cred
+
+
+def decrypt_cred(host: Host, name: str) -> bytes:
+    import subprocess
+
+    path = host.store_dir / "credentials" / f"{name}.cred"
+    out = subprocess.run(
+        ["systemd-creds", "decrypt", f"--name={name}", str(path), "-"],
+        env=host.env,
+        capture_output=True,
+        check=True,
+    )
+    return out.stdout
+
+
+def test_refresh_credentials_after_a_rotation_boundary(tmp_path: Path) -> None:
+    host = Host(
+        tmp_path,
+        secrets={
+            "talos/hmac": {
+                "source": {
+                    "derive": {
+                        "realm": "talos/hmac/{period}",
+                        "rotation": {"period": "monthly", "retired": 1, "ahead": 1},
+                    }
+                },
+                "credential": {"name": "talos-hmac", "units": ["talos.service"]},
+            },
+            "db": {"source": {"store": "db"}, "credential": {"name": "db", "units": []}},
+        },
+    )
+    p = rotating_payload(1)
+    nov = datetime(2026, 11, 20, tzinfo=UTC)
+    result = host.store().activate(host.bundle(p), "web1", manifest=host.manifest, now=nov)
+    assert len(result.credentials) == 2
+    assert decrypt_cred(host, "talos-hmac") == b"hmac-11"
+    calls: list[int] = []
+    store = host.store(after_each=lambda: calls.append(1))
+    # Same month: nothing to seal, not even a systemd-creds call.
+    assert store.refresh_credentials(host.manifest, p, nov) == ()
+    assert calls == []
+    # December: only the rotating credential is sealed again.
+    dec = datetime(2026, 12, 2, tzinfo=UTC)
+    written = store.refresh_credentials(host.manifest, p, dec)
+    assert [w.name for w in written] == ["talos-hmac.cred"]
+    assert len(calls) == 1
+    assert decrypt_cred(host, "talos-hmac") == b"hmac-12"
+    assert decrypt_cred(host, "db") == b"db-pass-1"
+    # A damaged index is only a cache miss: everything is sealed again.
+    (host.store_dir / "credentials" / "index.json").write_bytes(b"garbage")
+    assert len(store.refresh_credentials(host.manifest, p, dec)) == 2
+    # A credential the manifest no longer names is removed.
+    host.secrets = {"db": {"source": {"store": "db"}}}
+    host.write_manifest()
+    store.refresh_credentials(host.manifest, p, dec)
+    assert sorted(x.name for x in (host.store_dir / "credentials").iterdir()) == ["index.json"]
 
 
 def test_audit_entry_per_activate(tmp_path: Path) -> None:

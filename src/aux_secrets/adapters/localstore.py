@@ -39,14 +39,16 @@ from aux_secrets.core.localstore import (
     NONCE_BYTES,
     StoreMeta,
     check_payload_matches,
+    decode_credential_index,
     decode_meta,
+    encode_credential_index,
     encode_meta,
     meta_for,
     open_blob,
     parse_blob,
     seal_blob,
 )
-from aux_secrets.errors import ConflictError, InputError, NotFoundError, PolicyError
+from aux_secrets.errors import AuxError, ConflictError, InputError, NotFoundError, PolicyError
 
 if TYPE_CHECKING:
     from aux_secrets.core.manifest import Manifest, Settings
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
 META_NAME = "store.json"
 LOCK_NAME = "store.lock"
 CREDENTIALS_DIR = "credentials"
+INDEX_NAME = "index.json"
 STORE_CREDENTIAL_NAME = "aux-secrets-store"
 MAX_META_BYTES = 64 * 1024 * 1024
 MAX_BLOB_BYTES = 96 * 1024 * 1024
@@ -239,7 +242,7 @@ class LocalStore:
                     f"{old.serial}: refusing a replayed or outdated bundle",
                     hint="make a fresh bundle: aux-secrets provision --host " + host,
                 )
-            credentials = self._seal_credentials(payload, manifest, at)
+            wanted, sealed = self._plan_credentials(payload, manifest, at)
             blob_name, blob = self._seal(payload, payload_bytes, bundle)
             meta = meta_for(
                 payload,
@@ -256,7 +259,7 @@ class LocalStore:
             self._open(meta, blob, blob_path)
             atomic_write(self.meta_path, encode_meta(meta), mode=0o600)  # the commit
             self._remove_stale_blobs(keep=blob_name)
-            written = self._write_credentials(credentials)
+            written = self._write_credentials(wanted, sealed) if manifest is not None else ()
             changed, removed = _changes(old, meta)
             self.audit.append(
                 AuditEvent(
@@ -289,37 +292,44 @@ class LocalStore:
 
     # ------------------------------------------------------------------ credentials
 
-    def _seal_credentials(
+    def _read_index(self) -> dict[str, str]:
+        """What each credential file holds (by fingerprint); a damaged index is only a
+        cache miss: every credential is sealed again."""
+        path = self.credentials_dir / INDEX_NAME
+        try:
+            return decode_credential_index(read_bounded(path, MAX_META_BYTES, what="index"))
+        except (AuxError, OSError):
+            return {}
+
+    def _plan_credentials(
         self, payload: BundlePayload, manifest: Manifest | None, at: datetime
-    ) -> dict[str, bytes]:
-        """Seal every ``credential`` secret before anything is committed."""
+    ) -> tuple[dict[str, str], dict[str, bytes]]:
+        """(credential -> fingerprint wanted, credential -> newly sealed bytes). Only
+        credentials whose live value differs from what their file holds are sealed."""
         if manifest is None:
-            return {}
-        sealed: dict[str, bytes] = {}
-        wanted = [(n, s) for n, s in sorted(manifest.secrets.items()) if s.credential is not None]
-        if not wanted:
-            return {}
-        creds = self.creds()
-        for name, spec in wanted:
-            assert spec.credential is not None
+            return {}, {}
+        wanted: dict[str, str] = {}
+        values: dict[str, bytes] = {}
+        for name, spec in sorted(manifest.secrets.items()):
             secret = payload.secrets.get(name)
-            if secret is None:
+            if spec.credential is None or secret is None:
                 continue  # the installer names missing secrets
-            sealed[spec.credential.name] = creds.encrypt(
-                spec.credential.name, current_slot_at(secret, at)
-            )
-        return sealed
+            value = current_slot_at(secret, at)
+            wanted[spec.credential.name] = fingerprint(payload.fingerprint_key, name, value)
+            values[spec.credential.name] = value
+        held = self._read_index()
+        stale = [
+            c for c in wanted if held.get(c) != wanted[c] or not self.credential_path(c).is_file()
+        ]
+        if not stale:
+            return wanted, {}
+        creds = self.creds()
+        return wanted, {c: creds.encrypt(c, values[c]) for c in stale}
 
-    def seal_credential(self, name: str, value: bytes) -> Path:
-        """Write credential ``name`` (sealed with ``--name=NAME``) to its file, atomically."""
-        self._ensure_dir()
-        self.credentials_dir.mkdir(mode=0o700, exist_ok=True)
-        path = self.credential_path(name)
-        atomic_write(path, self.creds().encrypt(name, value), mode=0o600)
-        return path
-
-    def _write_credentials(self, sealed: Mapping[str, bytes]) -> tuple[Path, ...]:
-        if not sealed and not self.credentials_dir.exists():
+    def _write_credentials(
+        self, wanted: Mapping[str, str], sealed: Mapping[str, bytes]
+    ) -> tuple[Path, ...]:
+        if not wanted and not self.credentials_dir.exists():
             return ()
         self.credentials_dir.mkdir(mode=0o700, exist_ok=True)
         written = []
@@ -327,12 +337,35 @@ class LocalStore:
             path = self.credential_path(name)
             atomic_write(path, data, mode=0o600)
             written.append(path)
-        keep = {p.name for p in written}
+        keep = {self.credential_path(c).name for c in wanted}
         for path in self.credentials_dir.glob("*.cred"):
             if path.name not in keep:
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
+        atomic_write(self.credentials_dir / INDEX_NAME, encode_credential_index(wanted), mode=0o600)
         return tuple(written)
+
+    def refresh_credentials(
+        self, manifest: Manifest, payload: BundlePayload, at: datetime
+    ) -> tuple[Path, ...]:
+        """Bring ``credentials/`` in line with the manifest and the values live at ``at``
+        (after a rotation boundary, or a manifest that names new credentials). Seals only
+        what changed; returns the files written. The installer calls this."""
+        self._ensure_dir()
+        with file_lock(self.store_dir / LOCK_NAME, what="local store lock"):
+            wanted, sealed = self._plan_credentials(payload, manifest, at)
+            return self._write_credentials(wanted, sealed)
+
+    def seal_credential(self, name: str, value: bytes) -> Path:
+        """Write credential ``name`` (sealed with ``--name=NAME``) to its file, atomically.
+        Prefer refresh_credentials, which also keeps the index."""
+        self._ensure_dir()
+        self.credentials_dir.mkdir(mode=0o700, exist_ok=True)
+        path = self.credential_path(name)
+        atomic_write(path, self.creds().encrypt(name, value), mode=0o600)
+        with contextlib.suppress(FileNotFoundError):
+            (self.credentials_dir / INDEX_NAME).unlink()  # no longer known: reseal next time
+        return path
 
 
 def _changes(old: StoreMeta | None, new: StoreMeta) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -347,6 +347,35 @@ def check_payload_matches(payload: BundlePayload, meta: StoreMeta, *, name: str)
         )
 
 
+INDEX_FORMAT = "aux-secrets-credential-index"
+_CRED_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}")
+
+
+def encode_credential_index(entries: Mapping[str, str]) -> bytes:
+    """``credentials/index.json``: credential name -> fingerprint of the value sealed in it."""
+    for name, fp in entries.items():
+        if not _CRED_NAME_RE.fullmatch(name) or not is_fingerprint(fp):
+            raise InputError(f"credential index: malformed entry {name!r}")
+    doc = {"credentials": dict(sorted(entries.items())), "format": INDEX_FORMAT, "version": VERSION}
+    return canonical_json(doc) + b"\n"
+
+
+def decode_credential_index(data: bytes, *, name: str = "credential index") -> dict[str, str]:
+    doc = load_json(data, name)
+    if not isinstance(doc, dict) or doc.get("format") != INDEX_FORMAT:
+        raise InputError(f"{name}: not a credential index")
+    if doc.get("version") != VERSION or isinstance(doc.get("version"), bool):
+        raise FormatVersionError(f"{name}: version {doc.get('version')!r} is not supported")
+    top = _fields(doc, f"{name}: $", {"credentials", "format", "version"})
+    entries = top["credentials"]
+    if not isinstance(entries, dict):
+        raise InputError(f"{name}: $.credentials: expected an object")
+    for cred, fp in entries.items():
+        if not _CRED_NAME_RE.fullmatch(cred) or not is_fingerprint(fp):
+            raise InputError(f"{name}: $.credentials: malformed entry {cred!r}")
+    return dict(entries)
+
+
 __all__ = [
     "BACKENDS",
     "CREDENTIAL_KEYS",
@@ -361,7 +390,9 @@ __all__ = [
     "StoreBlob",
     "StoreMeta",
     "check_payload_matches",
+    "decode_credential_index",
     "decode_meta",
+    "encode_credential_index",
     "encode_meta",
     "meta_for",
     "open_blob",
