@@ -641,3 +641,18 @@ def verify_host(
     if result.returncode != 0:
         raise ExternalError(f"host {host.name} ({route.where}): status: {_host_error(result)}")
     return compare_fingerprints(expected, parse_status(result.stdout, host.name))
+
+
+def verify_local(
+    vault: Vault,
+    scheme: Scheme,
+    host: str | Host,
+    manifest: Path,
+    root: Path,
+    *,
+    at: datetime | None = None,
+) -> list[Drift]:
+    """``verify --local`` for one host in ``root`` (what the README demo calls)."""
+    entry = host if isinstance(host, Host) else HostDir(vault.hosts_dir).read(host)
+    route = Route(local=True, root=str(root), manifest=str(manifest))
+    return verify_host(vault, scheme, entry, manifest_from_file(manifest), route, at=at)
