@@ -437,3 +437,21 @@ def test_audit_entry_per_activate(tmp_path: Path) -> None:
     assert entries[1].event.changed == ("db",)  # the token kept its value
     assert set(entries[1].event.fingerprints) == {"db"}
     assert b"db-pass" not in host.store().audit.path.read_bytes()
+
+
+def test_credential_index_codec() -> None:
+    from aux_secrets.core.fingerprint import fingerprint
+    from aux_secrets.core.localstore import decode_credential_index, encode_credential_index
+
+    entries = {"db": fingerprint(KEY, "db", b"x"), "talos-hmac": fingerprint(KEY, "t", b"y")}
+    data = encode_credential_index(entries)
+    assert decode_credential_index(data) == entries
+    for bad in (b"", b"garbage", data[:20], data.replace(b"fp1:", b"sha:")):
+        with pytest.raises(InputError):
+            decode_credential_index(bad)
+    with pytest.raises(FormatVersionError):
+        decode_credential_index(data.replace(b'"version":1', b'"version":2'))
+    with pytest.raises(InputError, match="extra"):
+        decode_credential_index(data.replace(b'{"credentials"', b'{"extra":1,"credentials"'))
+    with pytest.raises(InputError):
+        encode_credential_index({"../x": entries["db"]})
