@@ -254,6 +254,7 @@ def main() -> None:
                 phases, rec, changed = api_phases(root, manifest)
                 assert rec.calls == [] and changed == 0
                 api_again.append(phases)
+            floor = min(_timed(lambda: _run([*_aux(), "--help"])) for _ in range(repeat))
             reference = baseline(work, root, count)
         finally:
             if mounted:
@@ -275,6 +276,7 @@ def main() -> None:
             f"{name:<40}{seconds:>9.3f}{target:>6.1f} {ok:<4}{reference / seconds:>17.1f}x faster"
         )
     print(f"{f'reference: {count} x systemd-creds decrypt':<40}{reference:>9.3f}")
+    print(f"{'process floor: aux-secrets --help':<40}{floor:>9.3f}")
     print("no-change re-install asked for 0 restarts and 0 reloads")
     for label, runs in (("first install", api_first), ("no-change re-install", api_again)):
         print(f"API phases, {label}:")
