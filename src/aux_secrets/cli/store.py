@@ -14,7 +14,7 @@ from aux_secrets.cli import common, output
 from aux_secrets.errors import AuxError, InputError, UsageError
 
 if TYPE_CHECKING:
-    from aux_secrets.adapters.store import VaultStore
+    from aux_secrets.adapters.store import ListEntry, VaultStore
     from aux_secrets.adapters.vault import Vault
 
 EXPIRY_WARNING_DAYS = 30
@@ -290,59 +290,62 @@ def list_(
     store = _open_store(common.open_vault(vault))
     entries = store.dir.entries()
     today = _today()
-    rows: list[dict[str, object]] = []
-    broken = 0
-    for entry in entries:
-        if entry.meta is None:
-            broken += 1
-            output.warning(entry.problem or f"store secret {entry.name} cannot be read")
-            rows.append({"name": entry.name, "problem": entry.problem})
-            continue
-        meta = entry.meta
-        days, flag = _expiry_state(meta.expires, today)
-        rows.append(
-            {
-                "name": meta.name,
-                "version": meta.version,
-                "created": format_time(meta.created),
-                "updated": format_time(meta.updated),
-                "expires": meta.expires.isoformat() if meta.expires else None,
-                "days_left": days,
-                "expired": days is not None and days <= 0,
-                "expiring": days is not None and days <= EXPIRY_WARNING_DAYS,
-                "flag": flag,
-            }
-        )
+    broken = [e for e in entries if e.meta is None]
+    for entry in broken:
+        output.warning(entry.problem or f"store secret {entry.name} cannot be read")
     sources = [{"prefix": p, "command": c} for p, c in sorted(store.sources.items())]
     if as_json:
-        print(json.dumps({"secrets": rows, "sources": sources}, indent=2))
+        rows: list[dict[str, object]] = []
+        for entry in entries:
+            meta = entry.meta
+            if meta is None:
+                rows.append({"name": entry.name, "problem": entry.problem})
+                continue
+            days, flag = _expiry_state(meta.expires, today)
+            rows.append(
+                {
+                    "name": meta.name,
+                    "version": meta.version,
+                    "created": format_time(meta.created),
+                    "updated": format_time(meta.updated),
+                    "expires": meta.expires.isoformat() if meta.expires else None,
+                    "days_left": days,
+                    "expired": days is not None and days <= 0,
+                    "expiring": days is not None and days <= EXPIRY_WARNING_DAYS,
+                    "flag": flag,
+                }
+            )
+        print(json.dumps({"secrets": rows, "sources": sources}, indent=1))
     else:
-        _print_table(rows, sources)
+        _print_table(entries, sources, today)
     if broken:
         raise InputError(
-            f"{broken} store file{'s' if broken > 1 else ''} cannot be read",
+            f"{len(broken)} store file{'s' if len(broken) > 1 else ''} cannot be read",
             hint="run 'aux-secrets store verify' and restore damaged files from git",
         )
 
 
-def _print_table(rows: list[dict[str, object]], sources: list[dict[str, str]]) -> None:
-    good = [r for r in rows if "problem" not in r]
+def _print_table(entries: list[ListEntry], sources: list[dict[str, str]], today: date) -> None:
+    from aux_secrets.core.storefile import format_time
+
+    good = [e.meta for e in entries if e.meta is not None]
     if not good and not sources:
         output.info("the store is empty; add a secret with 'aux-secrets store add NAME'")
         return
-    width = max([len(str(r["name"])) for r in good] + [4])
+    width = max([len(meta.name) for meta in good] + [4])
     lines = []
     if good:
         lines.append(f"{'NAME':<{width}}  VERSION  UPDATED               EXPIRES")
-    for row in good:
-        expires = str(row["expires"] or "-")
-        flag = f"  ({row['flag']})" if row["flag"] else ""
+    for meta in good:
+        expires = meta.expires.isoformat() if meta.expires else "-"
+        flag = _expiry_state(meta.expires, today)[1] if meta.expires else ""
         lines.append(
-            f"{row['name']!s:<{width}}  {row['version']!s:<7}  {row['updated']}  {expires}{flag}"
+            f"{meta.name:<{width}}  {meta.version:<7}  {format_time(meta.updated)}  {expires}"
+            + (f"  ({flag})" if flag else "")
         )
     for source in sources:
         lines.append(f"{source['prefix']}*  (external: {source['command']})")
-    print("\n".join(lines))
+    sys.stdout.write("\n".join(lines) + "\n")
 
 
 SET_HELP = """Replace a stored secret's value; the previous value is kept as retired.

@@ -39,8 +39,14 @@ _VERSION = re.compile(r"[1-9][0-9]{0,8}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")
 
 
+_SEGMENT = r"[A-Za-z0-9_][A-Za-z0-9_.+@=,:~-]{0," + str(MAX_SEGMENT - 1) + "}"
+_PLAIN_NAME = re.compile(f"{_SEGMENT}(?:/{_SEGMENT})*")
+
+
 def validate_name(name: str) -> None:
     """Refuse names that are not safe as a path under store/ (PolicyError naming the rule)."""
+    if len(name) <= MAX_NAME and _PLAIN_NAME.fullmatch(name):
+        return  # the usual ASCII name; the checks below would all pass
     shown = repr(name)
     if not name:
         raise PolicyError("store name is empty")
@@ -127,7 +133,8 @@ class ParsedFile:
 def format_time(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise ValueError("store times must be timezone-aware")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    t = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    return t.isoformat(timespec="seconds")[:-6] + "Z"  # "+00:00" -> "Z"
 
 
 def normalize_time(moment: datetime) -> datetime:
@@ -219,8 +226,8 @@ def parse_header(data: bytes, what: str) -> tuple[StoreMeta, bytes, int]:
         try:
             name = name_b.decode("utf-8")
             validate_name(name)
-            created = _time_fields(created_b.decode("ascii"), "created")
-            updated = _time_fields(updated_b.decode("ascii"), "updated")
+            created = datetime.fromisoformat(created_b.decode("ascii"))
+            updated = datetime.fromisoformat(updated_b.decode("ascii"))
             expires = None if expires_b is None else date.fromisoformat(expires_b.decode("ascii"))
         except (UnicodeDecodeError, PolicyError, InputError, ValueError):
             pass  # the slow path names the problem
