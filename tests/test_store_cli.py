@@ -361,8 +361,11 @@ def test_rekey_in_place_after_a_seed_change(tmp_path: Path) -> None:
     shutil.copy(fresh.root / "seed.aux-v1", vault.root / "seed.aux-v1")
     assert_one_line_error(vault.run("get", "t"), "cannot be decrypted")
     rekey = ("rekey", "--from-vault", backup, "--old-password-file", vault.password_file)
+    require_program("git", "git")
+    _git(vault.root, "init", "-q")
     vault.ok(*rekey)
     assert vault.ok("get", "t").stdout == b"value"
+    assert _git(vault.root, "log", "--format=%s").splitlines() == ["store rekey (1 secret)"]
     second = vault.ok(*rekey)
     assert b"already under this vault's keys" in second.stderr
 

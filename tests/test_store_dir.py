@@ -292,7 +292,7 @@ def test_rekey_with_a_bad_file_changes_nothing(tmp_path: Path) -> None:
     store = _rekey_store(tmp_path)
     store.add(NEW, "intruder", b"x")  # under the wrong keys
     before = snapshot(store.root)
-    with pytest.raises(DecryptError, match=r"1 store secrets cannot be decrypted.*intruder"):
+    with pytest.raises(DecryptError, match=r"1 store secret cannot be decrypted.*intruder"):
         store.rekey(OLD, NEW)
     assert snapshot(store.root) == before
 

@@ -151,7 +151,9 @@ class StoreDir:
         for name, path in sorted(self._walk()):
             try:
                 with open(path, "rb") as handle:
-                    head = handle.read(HEADER_READ)
+                    head = handle.read(512)
+                    if b"\n\n" not in head:
+                        head += handle.read(HEADER_READ)
                 meta, _, _ = sf.parse_header(head, f"store secret {name}")
                 if meta.name != name:
                     raise InputError(f"store secret {name}: the file holds another name (renamed?)")
@@ -395,7 +397,8 @@ class StoreDir:
             self._roll_forward()
             targets = tuple(target for _, target in staged)
             if targets:
-                self._changed([*created, *targets], f"store rekey ({len(targets)} secrets)")
+                count = f"{len(targets)} secret{'s' if len(targets) != 1 else ''}"
+                self._changed([*created, *targets], f"store rekey ({count})")
         return RekeyResult(len(targets), paths=targets)
 
     @staticmethod
@@ -414,7 +417,8 @@ class StoreDir:
     def _rekey_failure(bad: list[str]) -> AuxError:
         shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
         return DecryptError(
-            f"{len(bad)} store secrets cannot be decrypted with the old keys: {shown}; "
+            f"{len(bad)} store secret{'s' if len(bad) != 1 else ''} cannot be decrypted with "
+            f"the old keys: {shown}; "
             "nothing was changed",
             hint="check the old vault and its password; 'aux-secrets store verify' lists them",
         )

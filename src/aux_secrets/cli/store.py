@@ -589,7 +589,8 @@ def rekey(
     if result.already:
         output.info("every store secret is already under this vault's keys; nothing changed")
     else:
-        output.info(f"re-encrypted {result.count} store secrets under this vault's keys")
+        plural = "s" if result.count != 1 else ""
+        output.info(f"re-encrypted {result.count} store secret{plural} under this vault's keys")
 
 
 def register(app: typer.Typer) -> None:
