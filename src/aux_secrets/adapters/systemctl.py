@@ -10,13 +10,14 @@ switch-to-configuration reads afterwards (``/run/nixos/activation-restart-list``
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
 from aux_secrets.adapters.installer import UnitRequester, rooted
-from aux_secrets.errors import ExternalError, UsageError
+from aux_secrets.errors import ConflictError, ExternalError, UsageError
 
 VERBS = ("try-restart", "try-reload-or-restart")
 RESTART_LIST = "/run/nixos/activation-restart-list"
@@ -75,9 +76,17 @@ class ActivationLists(UnitRequester):
         path = rooted(self.root, RESTART_LIST if verb == "try-restart" else RELOAD_LIST)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
         data = "".join(f"{unit}\n" for unit in sorted(units)).encode()
-        fd = os.open(
-            path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644
-        )
+        try:
+            fd = os.open(
+                path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644
+            )
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            raise ConflictError(
+                f"{path} is a symlink; aux-secrets does not follow it",
+                hint=f"remove {path}, then run aux-secrets install again",
+            ) from None
         try:
             os.write(fd, data)
         finally:
