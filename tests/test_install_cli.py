@@ -363,3 +363,21 @@ def test_value_the_format_cannot_hold_skips_only_that_item(host: Host) -> None:
     assert (host.root / "run/aux-secrets/db/password").read_bytes() == b"db-pass"
     assert not (host.root / "run/aux-secrets/hmac").exists()
     assert "not valid UTF-8" in result.stdout.decode()
+
+
+def test_nothing_activated_yet(tmp_path: Path) -> None:
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"version": 1, "host": HOST, "secrets": {}}))
+    root = tmp_path / "root"
+    root.mkdir()
+    result = cli("install", "--root", root, "--manifest", manifest)
+    assert_one_line_error(result, "no bundle has been activated")
+    assert "hint: " in result.stderr.decode()
+    assert list(root.iterdir()) == []
+
+
+def test_garbage_manifest_is_one_line(tmp_path: Path) -> None:
+    manifest = tmp_path / "manifest.json"
+    manifest.write_bytes(b'{"version": 1, "host": ')
+    result = cli("install", "--root", tmp_path, "--manifest", manifest)
+    assert_one_line_error(result, "manifest")
