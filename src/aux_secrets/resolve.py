@@ -98,13 +98,11 @@ def _derive_slots(
                 )
             )
         public = None
-        if source.type in KEY_TYPES:
-            encoding = source.encoding if source.public else None
+        if source.type in KEY_TYPES and source.public:
+            public = slots[0].value  # the file already is the current public half
+        elif source.type in KEY_TYPES:
             public = derive(
-                scheme,
-                DeriveRequest(
-                    realm=expanded[0].realm, type=source.type, encoding=encoding, public=True
-                ),
+                scheme, DeriveRequest(realm=expanded[0].realm, type=source.type, public=True)
             )
     except AuxError as exc:
         raise type(exc)(f"secret {name!r}: {exc.message}", hint=exc.hint) from None
