@@ -87,6 +87,8 @@ def test_first_install_layout(tmp_path: Path, account: tuple[str, int, int]) -> 
         assert stat.S_IMODE(os.lstat(d).st_mode) == 0o751
     assert result.plan.try_restart == ("db.service",)
     assert active_generation(tmp_path, TREE) == 1
+    # Directories we had to create are traversable whatever the umask (tests run with 077).
+    assert stat.S_IMODE(os.lstat(tmp_path / "run").st_mode) == 0o755
 
 
 def test_reinstall_no_change_then_change(tmp_path: Path) -> None:
@@ -130,6 +132,7 @@ def test_custom_path_is_a_symlink_through_runtime_dir(tmp_path: Path) -> None:
     assert place.is_symlink()
     assert os.readlink(place) == "../../run/aux-secrets/.paths/secrets/tls"
     assert place.read_bytes() == b"key1"
+    assert stat.S_IMODE(os.lstat(tmp_path / "etc/nginx").st_mode) == 0o755
     install_tree(TREE, [f("tls", b"key2", path="/etc/nginx/tls.key")], root=tmp_path)
     assert place.read_bytes() == b"key2"
     # Dropped from the manifest: the symlink we made goes away.

@@ -301,6 +301,19 @@ def _generation_links(gen_dir: Path) -> dict[str, tuple[str, str]]:
 # --------------------------------------------------------------------------- writing
 
 
+def make_dirs(path: Path) -> None:
+    """Create ``path`` and missing parents as 0755 root (whatever the umask: services must
+    be able to traverse to their files). Existing directories are left as they are."""
+    missing = []
+    while _lstat(path) is None:
+        missing.append(path)
+        path = path.parent
+    for d in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(d, 0o755)
+            os.chmod(d, 0o755)
+
+
 def _mkdir_owned(path: str | Path, gid: int) -> None:
     os.mkdir(path, DIR_MODE)
     os.chown(path, 0, gid, follow_symlinks=False)
@@ -491,9 +504,9 @@ def install_tree(
             warnings=tuple(warnings),
         )
 
-    link.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+    make_dirs(link.parent)
     if gens_st is None:
-        gens.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        make_dirs(gens.parent)
         with contextlib.suppress(FileExistsError):
             os.mkdir(gens, DIR_MODE)
     os.chown(gens, 0, gid, follow_symlinks=False)
@@ -533,7 +546,7 @@ def install_tree(
                 continue
             place = rooted(root, f.path)
             want = _link_target(root, tree, location, f.path)
-            place.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+            make_dirs(place.parent)
             st = _lstat(place)
             if st is not None and stat.S_ISLNK(st.st_mode) and os.readlink(place) == want:
                 continue
@@ -793,6 +806,7 @@ __all__ = [
     "install",
     "install_tree",
     "location_of",
+    "make_dirs",
     "read_generation",
     "report_json",
     "report_lines",

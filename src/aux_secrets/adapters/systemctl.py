@@ -16,7 +16,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from aux_secrets.adapters.installer import UnitRequester, rooted
+from aux_secrets.adapters.installer import UnitRequester, make_dirs, rooted
 from aux_secrets.errors import ConflictError, ExternalError, UsageError
 
 VERBS = ("try-restart", "try-reload-or-restart")
@@ -74,7 +74,7 @@ class ActivationLists(UnitRequester):
         if not units:
             return
         path = rooted(self.root, RESTART_LIST if verb == "try-restart" else RELOAD_LIST)
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        make_dirs(path.parent)
         data = "".join(f"{unit}\n" for unit in sorted(units)).encode()
         try:
             fd = os.open(
