@@ -128,7 +128,10 @@ def main() -> None:
                 f"ls -R {old_root / 'store'} | wc -l", shell=True, capture_output=True, check=True
             ),
         )
+        t_entries, listed_api = best_of(3, store.entries)
+        assert isinstance(listed_api, list) and len(listed_api) == n, "entries"
         rows.append(("aux-secrets --help", t_help, "ls -R | wc -l", t_ls))
+        rows.append(("StoreDir.entries() (API)", t_entries, "ls -R | wc -l", t_ls))
         rows.append(("store list", t_list, "ls -R | wc -l", t_ls))
         rows.append(("store list --json", t_list_json, "ls -R | wc -l", t_ls))
 
