@@ -35,16 +35,23 @@ from pathlib import Path
 PASSWORD = "benchmark master password"
 
 
-CPU: dict[float, float] = {}  # wall time -> CPU time (user + system) of the child processes
+CPU: dict[float, float] = {}  # wall time -> CPU time (user + system) spent meanwhile
+
+
+def _cpu() -> float:
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
 
 
 def timed(fn: Callable[[], object]) -> tuple[float, object]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before = _cpu()
     start = time.perf_counter()
     result = fn()
     wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    CPU[wall] = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    CPU[wall] = _cpu() - before
     return wall, result
 
 
