@@ -296,8 +296,14 @@ def test_set_keeps_retired_and_note(vault: Vault) -> None:
     assert_one_line_error(vault.run("get", "t", "--retired", "3"), "2 retired values")
     assert_one_line_error(vault.run("set", "t", "--keep", "9", input=b"x"), "--keep")
     assert_one_line_error(vault.run("set", "missing", input=b"x"), "missing does not exist")
+    vault.ok("set", "t", "--keep-value", "--expires", "2030-06-30")
+    assert vault.ok("get", "t").stdout == b"v3"
+    assert vault.ok("get", "t", "--retired", "1").stdout == b"v2"
+    assert_one_line_error(vault.run("set", "t", "--keep-value"), "--keep-value needs")
+    assert_one_line_error(vault.run("set", "t", "--expires", "2030-02-30", input=b"x"), "date")
     listing = json.loads(vault.ok("list", "--json").stdout)
-    assert listing["secrets"][0]["version"] == 3
+    assert listing["secrets"][0]["version"] == 4
+    assert listing["secrets"][0]["expires"] == "2030-06-30"
 
 
 def test_rm_and_rename(vault: Vault) -> None:

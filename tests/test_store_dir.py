@@ -541,3 +541,16 @@ def test_failed_changes_do_not_create_the_store(tmp_path: Path) -> None:
         store.read(OLD, "a")
     assert not store.root.exists()
     assert store.entries() == [] and store.names() == []
+
+
+def test_set_keep_value_changes_only_note_and_expiry(store: StoreDir) -> None:
+    store.add(OLD, "t", b"v1", note="old note")
+    store.set(OLD, "t", b"v2")
+    store.set(OLD, "t", None, expires=date(2028, 2, 29), note="new note")
+    secret = store.read(OLD, "t")
+    assert (secret.current, secret.retired, secret.note) == (b"v2", (b"v1",), "new note")
+    assert secret.meta is not None and secret.meta.version == 3
+    assert secret.meta.expires == date(2028, 2, 29)
+    store.set(OLD, "t", None, expires=None)
+    secret = store.read(OLD, "t")
+    assert secret.meta is not None and secret.meta.expires is None and secret.note == "new note"

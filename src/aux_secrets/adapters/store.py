@@ -288,21 +288,29 @@ class StoreDir:
         self,
         scheme: Scheme,
         name: str,
-        value: bytes,
+        value: bytes | None,
         *,
         keep: int = 1,
         note: str | sf.Unchanged = sf.KEEP,
         expires: date | sf.Unchanged | None = sf.KEEP,
     ) -> Path:
-        """Replace the value; the previous one becomes the newest retired value."""
+        """Replace the value; the previous one becomes the newest retired value.
+
+        ``value=None`` keeps the value and the retired values and changes only the
+        note or the expiry (still a new version).
+        """
         sf.validate_name(name)
-        sf.check_value(name, value)
+        if value is not None:
+            sf.check_value(name, value)
         self._require(name)  # before locked(), which would create the store
         with self.locked() as created:
             meta, payload = self._decrypt(scheme, name)
-            meta, payload = sf.replaced(
-                meta, payload, value, self._clock(), keep=keep, note=note, expires=expires
-            )
+            if value is None:
+                meta, payload = sf.edited(meta, payload, self._clock(), note=note, expires=expires)
+            else:
+                meta, payload = sf.replaced(
+                    meta, payload, value, self._clock(), keep=keep, note=note, expires=expires
+                )
             path = self._write(name, self._seal(scheme, meta, payload), exclusive=False)
             self._changed([*created, path], f"store set {name}")
         return path

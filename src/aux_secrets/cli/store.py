@@ -352,11 +352,14 @@ SET_HELP = """Replace a stored secret's value; the previous value is kept as ret
 
 Services that accept a current and a previous token can then roll over without
 downtime (bundles carry retired values). --keep N keeps at most N retired values
-(default 1, 0 drops them). The value is read as for 'store add'.
+(default 1, 0 drops them). The value is read as for 'store add'. --keep-value
+changes only the note or the expiry.
 
 Example:
 
   aux-secrets store set github/deploy-token --from-file new-token.txt --keep 2
+
+  aux-secrets store set github/deploy-token --keep-value --expires 2027-06-30
 """
 
 
@@ -371,6 +374,12 @@ def set_(
     note: NoteOpt = None,
     expires: ExpiresOpt = None,
     no_expires: Annotated[bool, typer.Option("--no-expires", help="Clear the expiry.")] = False,
+    keep_value: Annotated[
+        bool,
+        typer.Option(
+            "--keep-value", help="Keep the value; change only --note or --expires / --no-expires."
+        ),
+    ] = False,
     no_commit: NoCommitOpt = False,
     vault: common.VaultOpt = None,
     password_file: common.PasswordFileOpt = None,
@@ -394,7 +403,14 @@ def set_(
             f"store secret {name} does not exist",
             hint=f"add it with 'aux-secrets store add {name}'",
         )
-    value = _read_value(name, from_file, from_command, strip_newline)
+    value: bytes | None = None
+    if keep_value:
+        if from_file is not None or from_command is not None or strip_newline:
+            raise UsageError("--keep-value reads no value: drop --from-file/--from-command")
+        if note is None and expires is None and not no_expires:
+            raise UsageError("--keep-value needs --note, --expires or --no-expires")
+    else:
+        value = _read_value(name, from_file, from_command, strip_newline)
     _, scheme = common.unlock_vault(vault, password_file, password_command)
     store.dir.set(
         scheme, name, value, keep=keep, note=sf.KEEP if note is None else note, expires=until

@@ -477,3 +477,23 @@ def replaced(
     )
     new_payload = Payload(value, payload.note if note is KEEP else note, retired)
     return new_meta, new_payload
+
+
+def edited(
+    meta: StoreMeta,
+    payload: Payload,
+    now: datetime,
+    *,
+    note: str | Unchanged = KEEP,
+    expires: date | Unchanged | None = KEEP,
+) -> tuple[StoreMeta, Payload]:
+    """The next version with the same value and retired values: only note or expiry change."""
+    if meta.version >= MAX_VERSION:
+        raise InputError(f"store secret {meta.name} reached the largest version number")
+    new_meta = replace(
+        meta,
+        updated=max(normalize_time(now), meta.created),
+        version=meta.version + 1,
+        expires=meta.expires if expires is KEEP else expires,
+    )
+    return new_meta, replace(payload, note=payload.note if note is KEEP else note)
