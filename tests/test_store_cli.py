@@ -222,6 +222,10 @@ def test_flipped_byte_is_refused(vault: Vault, where: str) -> None:
     assert result.stdout == b""
     assert_one_line_error(vault.run("set", "gh/t", input=b"x"), "gh/t")
     assert snapshot(vault.root) == before
+    out = vault.root.parent / "out"
+    out.write_bytes(b"previous contents")
+    assert_one_line_error(vault.run("get", "gh/t", "--output", out), "gh/t")
+    assert out.read_bytes() == b"previous contents"
 
 
 def test_truncated_file_is_refused(vault: Vault) -> None:
