@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from datetime import datetime
 
+    from aux_secrets.adapters.vault import Vault
+    from aux_secrets.core.keystream import Scheme
     from aux_secrets.core.lint import LintSecret
     from aux_secrets.core.manifest import Manifest, SecretSpec
     from aux_secrets.core.render import SecretValues
@@ -99,7 +101,7 @@ def _manifest_for(manifest: Path | None, host: str | None, vault_root: Path) -> 
     from aux_secrets import provision
     from aux_secrets.adapters.hosts import HostDir
 
-    entry = HostDir(vault_root / "hosts").read(host)
+    entry = HostDir(vault_root / "hosts").read(host)  # the vault's hosts_dir
     source = provision.manifest_for_host(entry, vault_root)
     return provision.load_manifest(source)
 
@@ -155,7 +157,7 @@ def render_command(
 
 
 def _render_all(
-    manifest: Manifest, vault: object, scheme: object, at: datetime, reveal: bool
+    manifest: Manifest, vault: Vault, scheme: Scheme, at: datetime, reveal: bool
 ) -> int:
     from aux_secrets import resolve
     from aux_secrets.core.render import render_secret
@@ -165,7 +167,7 @@ def _render_all(
 
     print(f"# host {manifest.host} at {format_instant(at)}" + ("" if reveal else " (masked)"))
     try:
-        read_store: resolve.StoreReader | None = resolve.store_reader(vault, scheme)  # type: ignore[arg-type]
+        read_store: resolve.StoreReader | None = resolve.store_reader(vault, scheme)
     except (ImportError, AttributeError) as exc:
         missing = f"the fixed-secret store is not available ({exc.__class__.__name__})"
         read_store = None
@@ -180,7 +182,7 @@ def _render_all(
         try:
             if read_store is None and not isinstance(spec.source, _derive_source()):
                 raise AuxError(f"secret {name!r}: {missing}")
-            resolved = resolve.resolve_secret(spec, scheme, read_store, at)  # type: ignore[arg-type]
+            resolved = resolve.resolve_secret(spec, scheme, read_store, at)
             values[name] = resolved.values()
             data = render_secret(values[name], spec.format, spec.env_name, name=name)
             if not reveal and not _is_public_file(spec):
