@@ -307,8 +307,6 @@ class Vault:
 
     def update_section(self, name: str, table: dict[str, object]) -> None:
         """Replace one table of vault.toml atomically, keeping everything else."""
-        import tomli_w
-
         _check_section_name(name)
         with file_lock(self.root / LOCK_FILE, what="vault lock"):
             path = self.toml_path
@@ -316,7 +314,7 @@ class Vault:
             self._from_data(self.root, data, path)
             data[name] = dict(table)
             try:
-                text = tomli_w.dumps(data).encode()
+                text = render_vault_toml(data)
             except TypeError as exc:
                 raise InputError(f"[{name}] cannot be written to {path}: {exc}") from None
             atomic_write(path, text, mode=0o600)
