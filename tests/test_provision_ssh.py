@@ -157,11 +157,14 @@ def test_fleet_one_unreachable_host_never_stops_the_others(tmp_path: Path, sshd:
         assert host.installed("db/password")
     assert not (dead.root / "run").exists()
 
+    # A broken host file is that host's failure too; the rerun changes nothing elsewhere.
+    (vault.root / "hosts/a0.toml").write_bytes(b"version = 1\nrecipient = 'garbage'\n")
     json_run = _provision(vault.args(), "--all", "--json")
     assert json_run.returncode == 1
     doc = json.loads(json_run.stdout)
     assert doc["a1"]["noChange"] is True and doc["a2"]["noChange"] is True
     assert "ssh to root@127.0.0.1 failed" in doc["a3"]["error"]
+    assert "a0.toml" in doc["a0"]["error"]
 
 
 def test_verify_detects_a_secret_changed_behind_the_vaults_back(tmp_path: Path, sshd: Sshd) -> None:

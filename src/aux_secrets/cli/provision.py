@@ -511,11 +511,12 @@ def provision_command(
             "--all uses each host entry's manifest and target",
             hint="drop --manifest/--system/--flake/--target-host/--local, or use --host NAME",
         )
-    entries = {name: hosts.read(name) for name in names}  # a bad entry fails before unlocking
+    if not all_hosts:
+        hosts.read(names[0])  # an unknown host fails before the password is asked for
     opened, scheme = common.unlock_vault(vault, password_file, password_command)
 
     def job(name: str) -> provision.HostReport:
-        entry = entries[name]
+        entry = hosts.read(name)  # in the job: one bad host file fails only that host
         source = provision.manifest_for_host(
             entry, opened.root, manifest=manifest, system=system, flake=flake
         )
@@ -642,11 +643,12 @@ def verify_command(
     opened = common.open_vault(vault)
     hosts = HostDir(opened.hosts_dir)
     names = _fleet_names(all_hosts, host, hosts, "verify")
-    entries = {name: hosts.read(name) for name in names}
+    if not all_hosts:
+        hosts.read(names[0])
     opened, scheme = common.unlock_vault(vault, password_file, password_command)
 
     def job(name: str) -> list[provision.Drift]:
-        entry = entries[name]
+        entry = hosts.read(name)  # in the job: one bad host file fails only that host
         source = provision.manifest_for_host(
             entry, opened.root, manifest=manifest, system=system, flake=flake
         )
