@@ -52,6 +52,10 @@ from aux_secrets.errors import AuxError, FormatVersionError, InputError
 
 T = TypeVar("T")
 
+# No secret file may be written here (the Nix store is world-readable; the others are
+# kernel and device trees).
+SYSTEM_DIRS = ("/nix/store", "/proc", "/sys", "/dev")
+
 
 class _Parser:
     """Walks the decoded document; every error names ``filename`` and the JSON path."""
@@ -422,7 +426,15 @@ class _Parser:
             (settings.generations_dir, "generationsDir"),
             (settings.store_dir, "storeDir"),
         )
+        users_generations = settings.users_dir + ".d"
         for path, where in files:
+            for system_dir in SYSTEM_DIRS:
+                if is_within(path, system_dir):
+                    raise self.fail(
+                        where, f"{path} is inside {system_dir}, which is not for secrets"
+                    )
+            if is_within(path, users_generations):
+                raise self.fail(where, f"{path} is inside the generations of $.settings.usersDir")
             for directory, key in forbidden:
                 if is_within(path, directory):
                     raise self.fail(
