@@ -442,7 +442,11 @@ in
           description = "Install aux-secrets secrets into ${settings.runtimeDir}";
           wantedBy = [ "sysinit.target" ];
           requiredBy = [ "sysinit-reactivation.target" ];
-          before = [ "sysinit-reactivation.target" ];
+          # Before sysinit.target: every ordinary service starts with its secrets in place.
+          before = [
+            "sysinit.target"
+            "sysinit-reactivation.target"
+          ];
           after = [
             "local-fs.target"
             "systemd-sysusers.service"

@@ -78,7 +78,7 @@ def test_install_unit(tmp_path: Path) -> None:
     )
     unit = r["services"]["aux-secrets-install"]
     assert unit["wantedBy"] == ["sysinit.target"]
-    assert unit["before"] == ["sysinit-reactivation.target"]
+    assert unit["before"] == ["sysinit.target", "sysinit-reactivation.target"]
     assert unit["requiredBy"] == ["sysinit-reactivation.target"]
     assert unit["after"] == ["local-fs.target", "systemd-sysusers.service", "userborn.service"]
     assert unit["unitConfig"]["DefaultDependencies"] == "no"
