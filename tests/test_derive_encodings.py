@@ -135,3 +135,12 @@ def test_public_outputs_hold_no_private_material() -> None:
         out = d(type, public=True)
         assert b"PRIVATE" not in out
         assert out != d(type)
+
+
+@pytest.mark.parametrize("type", ["ed25519", "x25519"])
+def test_25519_pem_reencodes_identically(type: str) -> None:
+    """OpenSSL writes the same PKCS#8 bytes back (no public key, no attributes)."""
+    private = d(type)
+    key = serialization.load_pem_private_key(private, None)
+    again = key.private_bytes(PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    assert again == private
