@@ -220,6 +220,7 @@ class Route:
     remote_command: str = "aux-secrets"
     root: str | None = None
     manifest: str | None = None  # manifest path as the host sees it (None: the host's default)
+    host_name: str | None = None  # passed to activate as --host (a host with no manifest yet)
 
     @classmethod
     def for_host(
@@ -271,7 +272,8 @@ def host_commands(route: Route, steps: Sequence[str]) -> list[list[str]]:
     out: list[list[str]] = []
     for step in steps:
         if step == "activate":
-            out.append([*base, "activate", "--bundle", "-", "--json", *common])
+            named = ["--host", route.host_name] if route.host_name else []
+            out.append([*base, "activate", "--bundle", "-", "--json", *named, *common])
         elif step == "install":
             out.append([*base, "install", "--json", *common])
         elif step == "status":
@@ -420,11 +422,11 @@ def deliver(bundle: Bundle, route: Route, *, timeout: float = 300.0) -> HostRepo
     """Stream the sealed bundle to activate, then run install; the host's failure raises."""
     result = run_on_host(route, ["activate", "install"], bundle.data, timeout)
     if result.returncode != 0:
-        raise ExternalError(f"host {bundle.host} ({route.where}): {_host_error(result)}")
+        raise ExternalError(f"host {bundle.host} ({route.where}): {host_error(result)}")
     return report_from_output(bundle, route.where, result.stdout, result.stderr)
 
 
-def _host_error(result: ssh.CommandResult) -> str:
+def host_error(result: ssh.CommandResult) -> str:
     lines = [line for line in result.stderr_text.splitlines() if line.strip()]
     error = next((line for line in lines if ": error: " in line), lines[-1] if lines else "")
     return error.split(": error: ", 1)[-1] if error else f"exit status {result.returncode}"
@@ -639,7 +641,7 @@ def verify_host(
     expected = expected_fingerprints(fingerprint_key(scheme, host.name), secrets)
     result = run_on_host(route, ["status"], b"", timeout)
     if result.returncode != 0:
-        raise ExternalError(f"host {host.name} ({route.where}): status: {_host_error(result)}")
+        raise ExternalError(f"host {host.name} ({route.where}): status: {host_error(result)}")
     return compare_fingerprints(expected, parse_status(result.stdout, host.name))
 
 

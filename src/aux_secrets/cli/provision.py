@@ -764,57 +764,51 @@ def rebuild_command(
     password_file: Path | None = PASSWORD_FILE_OPT,
     password_command: str | None = PASSWORD_COMMAND_OPT,
 ) -> None:
+    import dataclasses
     import os
     import subprocess
 
     from aux_secrets import provision
     from aux_secrets.adapters.hosts import HostDir
+    from aux_secrets.errors import ExternalError
 
     action, rest, target, sudo = rebuild_plan(list(ctx.args))
     opened, scheme = common.unlock_vault(vault, password_file, password_command)
-    if True:
-        link = Path("result")  # nixos-rebuild build leaves ./result in the working directory
-        build = [nixos_rebuild, "build", *rest]
-        output.info("$ " + " ".join(build))
-        try:
-            done = subprocess.run(build, check=False)
-        except FileNotFoundError:
-            from aux_secrets.errors import ExternalError
-
-            raise ExternalError(f"{nixos_rebuild} is not installed") from None
-        if done.returncode != 0:
-            from aux_secrets.errors import ExternalError
-
-            raise ExternalError(f"nixos-rebuild build failed (exit {done.returncode})")
-        if not link.exists():
-            from aux_secrets.errors import ExternalError
-
-            raise ExternalError("nixos-rebuild build made no ./result")
-        system = Path(os.path.realpath(link))
-        source = provision.manifest_from_system(system)
-        manifest = provision.load_manifest(source)
-        name = host or manifest.host
-        entry = HostDir(opened.hosts_dir).read(name)
-        route = provision.Route.for_host(
-            entry,
-            local=target is None and entry.target is None,
-            target=target,
-            use_sudo=sudo or None,
-            remote_command=remote_command,
+    link = Path("result")  # nixos-rebuild build leaves ./result in the working directory
+    build = [nixos_rebuild, "build", *rest]
+    output.info("$ " + " ".join(build))
+    try:
+        done = subprocess.run(build, check=False)
+    except FileNotFoundError:
+        raise ExternalError(f"{nixos_rebuild} is not installed") from None
+    if done.returncode != 0:
+        raise ExternalError(f"nixos-rebuild build failed (exit {done.returncode})")
+    if not link.exists():
+        raise ExternalError("nixos-rebuild build made no ./result")
+    system = Path(os.path.realpath(link))
+    source = provision.manifest_from_system(system)
+    manifest = provision.load_manifest(source)
+    name = host or manifest.host
+    entry = HostDir(opened.hosts_dir).read(name)
+    route = provision.Route.for_host(
+        entry,
+        local=target is None and entry.target is None,
+        target=target,
+        use_sudo=sudo or None,
+        remote_command=remote_command,
+    )
+    # --host lets a host without a manifest yet (its first deployment) take the bundle.
+    route = dataclasses.replace(route, host_name=name)
+    bundle = provision.make_bundle(opened, scheme, entry, manifest, label=source.label)
+    result = provision.run_on_host(route, ["activate"], bundle.data, 300.0)
+    if result.returncode != 0:
+        raise ExternalError(
+            f"activate on {name} ({route.where}) failed: {provision.host_error(result)}",
+            hint="the system was built but not switched",
         )
-        bundle = provision.make_bundle(opened, scheme, entry, manifest, label=source.label)
-        result = provision.run_on_host(route, ["activate"], bundle.data, 300.0)
-        if result.returncode != 0:
-            from aux_secrets.errors import ExternalError
-
-            text = result.stderr_text.splitlines()
-            raise ExternalError(
-                f"activate on {name} ({route.where}) failed: {text[-1] if text else ''}",
-                hint="the system was built but not switched",
-            )
-        output.info(f"provisioned {name} ({route.where}): bundle serial {bundle.serial}")
-        switch = [nixos_rebuild, action, *rest]
-        output.info("$ " + " ".join(switch))
-        done = subprocess.run(switch, check=False)
-        if done.returncode != 0:
-            raise typer.Exit(done.returncode)
+    output.info(f"provisioned {name} ({route.where}): bundle serial {bundle.serial}")
+    switch = [nixos_rebuild, action, *rest]
+    output.info("$ " + " ".join(switch))
+    done = subprocess.run(switch, check=False)
+    if done.returncode != 0:
+        raise typer.Exit(done.returncode)
