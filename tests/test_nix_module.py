@@ -214,3 +214,67 @@ def test_option_types_name_the_option(tmp_path: Path) -> None:
         evaluate('{ aux.secrets.a.derive = { realm = "r"; type = "dsa"; }; }', tmp_path, "manifest")
     with pytest.raises(NixError, match=r"aux\.secrets\.a\.value"):
         evaluate('{ aux.secrets.a = { store = "x"; value = "hunter2"; }; }', tmp_path, "manifest")
+
+
+def _flake(lib: Path) -> str:
+    stub_pkgs = (
+        '{ stdenv.hostPlatform.system = "x86_64-linux"; '
+        'callPackage = f: a: { type = "derivation"; name = "aux-secrets"; '
+        'outPath = "/nix/store/11111111111111111111111111111111-aux-secrets"; '
+        'meta.mainProgram = "aux-secrets"; }; }'
+    )
+    return (
+        f"let lib = import {lib}; flake = import {REPO / 'flake.nix'}; "
+        f"nixpkgs = {{ inherit lib; outPath = {lib.parent}; "
+        f'legacyPackages = lib.genAttrs [ "x86_64-linux" "aarch64-linux" ] (_: {stub_pkgs}); }}; '
+        "self = flake.outputs { inherit self nixpkgs; }; in self"
+    )
+
+
+def test_flake_outputs(tmp_path: Path) -> None:
+    lib = nixpkgs_lib()
+    expr = (
+        f"let self = {_flake(lib)}; in {{ top = builtins.attrNames self; "
+        "systems = builtins.attrNames self.packages; "
+        'packages = builtins.attrNames self.packages."x86_64-linux"; '
+        'checks = builtins.attrNames self.checks."aarch64-linux"; '
+        'app = self.apps."x86_64-linux".default.program; '
+        "modules = builtins.attrNames self.nixosModules; }"
+    )
+    r = nix_eval(expr, tmp_path)
+    assert r["top"] == [
+        "apps",
+        "checks",
+        "devShells",
+        "formatter",
+        "nixosModules",
+        "overlays",
+        "packages",
+    ]
+    assert r["systems"] == ["aarch64-linux", "x86_64-linux"]
+    assert r["packages"] == ["aux-secrets", "default"]
+    assert r["checks"] == [
+        "module-eval",
+        "python",
+        "vm-install",
+        "vm-rotation",
+        "vm-tpm2",
+        "vm-users",
+    ]
+    assert r["app"] == "/nix/store/11111111111111111111111111111111-aux-secrets/bin/aux-secrets"
+    assert r["modules"] == ["aux-secrets", "default"]
+
+
+def test_flake_module_uses_the_flake_package(tmp_path: Path) -> None:
+    lib = nixpkgs_lib()
+    module = f"""let self = {_flake(lib)}; in {{
+  imports = [ self.nixosModules.default ];
+  aux.secrets.a.store = "a";
+  systemd.sysusers.enable = true;
+}}
+"""
+    r = evaluate(module, tmp_path, "services")
+    start = r["services"]["aux-secrets-install"]["serviceConfig"]["ExecStart"]
+    assert start.startswith(
+        "/nix/store/11111111111111111111111111111111-aux-secrets/bin/aux-secrets install"
+    )

@@ -20,6 +20,7 @@ let
   } // extra;
 
   stubPkgs = {
+    stdenv.hostPlatform.system = "x86_64-linux";
     writeTextFile = args: fakeDrv args.name { inherit (args) text checkPhase; };
     callPackage = _: _: fakeDrv "aux-secrets" { };
   };
