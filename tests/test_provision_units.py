@@ -189,3 +189,32 @@ def test_parse_status_shapes_and_garbage() -> None:
         with pytest.raises(InputError) as info:
             provision.parse_status(bad, "web1")
         assert "web1" in info.value.message
+
+
+def test_rebuild_plan_and_named_activate() -> None:
+    from aux_secrets.cli.provision import rebuild_plan
+
+    assert rebuild_plan(["boot", "--flake", ".#web1", "--target-host", "root@h"]) == (
+        "boot",
+        ["--flake", ".#web1", "--target-host", "root@h"],
+        "root@h",
+        False,
+    )
+    assert rebuild_plan(["--use-remote-sudo", "--target-host=u@h"]) == (
+        "switch",
+        ["--use-remote-sudo", "--target-host=u@h"],
+        "u@h",
+        True,
+    )
+    with pytest.raises(UsageError):
+        rebuild_plan(["build-vm"])
+    route = provision.Route(local=True, host_name="web1")
+    activate = provision.host_commands(route, ["activate"])[0]
+    assert activate[activate.index("activate") :] == [
+        "activate",
+        "--bundle",
+        "-",
+        "--json",
+        "--host",
+        "web1",
+    ]
