@@ -361,6 +361,15 @@ def test_rekey_from_another_store_into_an_empty_one(tmp_path: Path) -> None:
         new_store.rekey(OLD, NEW, source=old_store)
 
 
+def test_failed_rekey_from_another_store_leaves_nothing(tmp_path: Path) -> None:
+    old_store = _rekey_store(tmp_path / "old")
+    old_store.add(NEW, "zz/intruder", b"x")
+    new_store = StoreDir(tmp_path / "new" / "store")
+    with pytest.raises(DecryptError, match="zz/intruder"):
+        new_store.rekey(OLD, NEW, source=old_store)
+    assert sorted(p.name for p in new_store.root.iterdir()) == [".gitignore", ".lock"]
+
+
 def test_concurrent_writers_do_not_lose_updates(tmp_path: Path) -> None:
     store = StoreDir(tmp_path / "store")
     store.add(OLD, "counter", b"0")

@@ -459,11 +459,16 @@ class StoreDir:
         fsync_dir(self.root)
 
     def _roll_back(self) -> None:
-        for directory, dirs, files in os.walk(self.root):
-            dirs[:] = [d for d in dirs if d != ".git"]
+        """Delete every staged file, and directories a rekey created that are left empty."""
+        for directory, _, files in os.walk(self.root, topdown=False):
+            if ".git" in Path(directory).relative_to(self.root).parts:
+                continue
             for file in files:
                 if file.startswith(".") and file.endswith(sf.SUFFIX + REKEY_SUFFIX):
                     os.unlink(os.path.join(directory, file))
+            if directory != str(self.root):
+                with contextlib.suppress(OSError):
+                    os.rmdir(directory)  # only succeeds when empty
         (self.root / PENDING).unlink(missing_ok=True)
         fsync_dir(self.root)
 
