@@ -431,7 +431,7 @@ class _Parser:
             for system_dir in SYSTEM_DIRS:
                 if is_within(path, system_dir):
                     raise self.fail(
-                        where, f"{path} is inside {system_dir}, which is not for secrets"
+                        where, f"{path} is inside {system_dir}, where no secret file may go"
                     )
             if is_within(path, users_generations):
                 raise self.fail(where, f"{path} is inside the generations of $.settings.usersDir")
