@@ -360,3 +360,19 @@ def test_fast_header_path_agrees_with_the_line_parser(expires: date | None) -> N
                 assert fast is slow or isinstance(fast, type), (i, replacement)
             else:
                 assert fast == slow, (i, replacement)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.one_of(
+        st.binary(max_size=400),
+        st.builds(
+            lambda head, tail: b"aux-secrets-store: 1\n" + head + b"\n\n" + tail,
+            st.binary(max_size=200),
+            st.binary(max_size=200),
+        ),
+    )
+)
+def test_arbitrary_bytes_only_ever_raise_project_errors(data: bytes) -> None:
+    with pytest.raises(AuxError):
+        sf.decrypt_file(KEY, data, "github/deploy-token")
