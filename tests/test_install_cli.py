@@ -335,7 +335,9 @@ def test_manifest_path_in_system_place_refused(host: Host) -> None:
     doc["secrets"]["db/password"]["path"] = "/proc/self/x"
     host.write_manifest(doc)
     result = host.install()
-    assert_one_line_error(result, "/proc/self/x", "no secret file may go")
+    # Refused by the manifest parser (with the JSON path) or, for manifests it lets
+    # through, by the installer's own check (tests/test_installer.py); never written.
+    assert_one_line_error(result, "/proc/self/x")
     assert not (host.root / "run").exists()
 
 
