@@ -446,13 +446,18 @@ class _Parser:
             ):
                 if path == directory:
                     raise self.fail(where, f"{path} is {json_path('settings', key)} itself")
+        # Sorted, a file's ancestors come before it: look each one up (linear, not n^2).
         seen: dict[str, tuple[str, ...]] = {}
         for path, where in sorted(files):
-            for other, other_where in seen.items():
-                if path == other:
-                    raise self.fail(where, f"{path} is also written by {json_path(*other_where)}")
-                if is_within(path, other):
-                    raise self.fail(where, f"{path} is below the file of {json_path(*other_where)}")
+            if path in seen:
+                raise self.fail(where, f"{path} is also written by {json_path(*seen[path])}")
+            parts = path.split("/")
+            for depth in range(2, len(parts)):
+                parent = "/".join(parts[:depth])
+                if parent in seen:
+                    raise self.fail(
+                        where, f"{path} is below the file of {json_path(*seen[parent])}"
+                    )
             seen[path] = where
 
     def check_credentials(self, secrets: Mapping[str, SecretSpec]) -> None:
