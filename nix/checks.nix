@@ -28,6 +28,11 @@ let
   templateOpt = name: "aux.templates.${quote name}";
 
   set = attrs: name: (attrs.${name} or null) != null;
+  validName =
+    name:
+    match "[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*" name != null
+    && match "(.*/)?\\.\\.(/.*)?" name == null;
+  nameRule = "segments of letters, digits, _ . - joined by /, no ..";
   isMode = mode: isString mode && match "[0-7]{4}" mode != null;
   isAbsolute = path: isString path && match "/.*" path != null;
 
@@ -54,6 +59,10 @@ let
       credentialUnits = if spec.credential == null then [ ] else spec.credential.units;
     in
     [
+      {
+        assertion = validName name;
+        message = "${opt}: the name is not valid (${nameRule})";
+      }
       {
         assertion = length sources == 1;
         message = "${opt}: set exactly one of ${opt}.derive or ${opt}.store (${
@@ -118,6 +127,10 @@ let
       show = ref: "{{aux:${head ref}:${builtins.elemAt ref 1}}}";
     in
     [
+      {
+        assertion = validName name;
+        message = "${opt}: the name is not valid (${nameRule})";
+      }
       {
         assertion = !(set raw "content" && set raw "file");
         message = "${opt}: set only one of ${opt}.content or ${opt}.file";

@@ -119,6 +119,9 @@ ASSERTIONS = [
     ("rotation without period", cfg_with('{ r = { derive = { realm = "r"; rotation.period = "daily"; }; }; }'), 'aux.secrets.r.derive.realm = "r" must contain {period} because aux.secrets.r.derive.rotation is set'),
     ("period without rotation", cfg_with('{ r.derive.realm = "r/{period}"; }'), "contains {period} but aux.secrets.r.derive.rotation is not set"),
     ("credential on socket", cfg_with('{ c = { store = "x"; credential.units = [ "a.socket" ]; }; }'), "aux.secrets.c.credential.units must list .service units"),
+    ("bad secret name", cfg_with('{ "a/../b" = { store = "x"; }; }'), 'aux.secrets."a/../b": the name is not valid'),
+    ("bad secret name slash", cfg_with('{ "/abs" = { store = "x"; }; }'), 'aux.secrets."/abs": the name is not valid'),
+    ("bad template name", cfg_with(templates='{ "t b".content = ""; }'), 'aux.templates."t b": the name is not valid'),
     ("age without keys", cfg_with(settings='{ backend = "age"; hostKeys = [ ]; }'), 'aux.settings.hostKeys must not be empty when aux.settings.backend = "age"'),
 ]  # fmt: skip
 
