@@ -44,11 +44,11 @@
           packages = [
             (pkgs.python3.withPackages (
               ps: with ps; [
+                (ps.pyrage or (ps.callPackage ./nix/pyrage.nix { }))
                 argon2-cffi
                 cryptography
                 gmpy2
                 pynacl
-                pyrage
                 rich
                 tomli-w
                 typer

@@ -10,9 +10,12 @@
 }:
 let
   pyproject = builtins.fromTOML (builtins.readFile ../pyproject.toml);
+  # Not every nixpkgs has pyrage; fall back to the upstream wheels.
+  pyrage = python3Packages.pyrage or (python3Packages.callPackage ./pyrage.nix { });
 in
 python3Packages.buildPythonApplication {
   pname = "aux-secrets";
+  passthru = { inherit pyrage; };
   inherit (pyproject.project) version;
   pyproject = true;
 
@@ -39,16 +42,15 @@ python3Packages.buildPythonApplication {
     wheel
   ];
 
-  dependencies = with python3Packages; [
+  dependencies = [ pyrage ] ++ (with python3Packages; [
     argon2-cffi
     cryptography
     gmpy2
     pynacl
-    pyrage
     rich
     tomli-w
     typer
-  ];
+  ]);
 
   # systemd-creds for the local store, ssh for provisioning; both also on any NixOS host.
   makeWrapperArgs = [

@@ -22,6 +22,7 @@ def test_the_nix_files_are_there() -> None:
     for expected in (
         "flake.nix",
         "nix/package.nix",
+        "nix/pyrage.nix",
         "nix/manifest.nix",
         "nix/checks.nix",
         "modules/aux-secrets.nix",

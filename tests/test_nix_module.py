@@ -10,6 +10,7 @@ it is not set.
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -278,3 +279,42 @@ def test_flake_module_uses_the_flake_package(tmp_path: Path) -> None:
     assert start.startswith(
         "/nix/store/11111111111111111111111111111111-aux-secrets/bin/aux-secrets install"
     )
+
+
+def test_package_evaluates_with_the_pyrage_fallback(tmp_path: Path) -> None:
+    lib = nixpkgs_lib()
+    expr = f"""let
+  lib = import {lib};
+  stdenv = {{ hostPlatform.system = "x86_64-linux"; cc.cc.lib = "libgcc"; }};
+  py = {{
+    buildPythonApplication = a: a;
+    callPackage = f: a: import f ({{
+      inherit lib stdenv;
+      buildPythonPackage = a: a;
+      fetchPypi = a: a;
+      autoPatchelfHook = "autopatchelf";
+    }} // a);
+  }} // lib.genAttrs [ "setuptools" "wheel" "argon2-cffi" "cryptography" "gmpy2" "pynacl" "rich" "tomli-w" "typer" ] (n: n);
+  p = import {REPO / "nix" / "package.nix"} {{ inherit lib; python3Packages = py; systemd = "systemd"; openssh = "openssh"; }};
+in {{
+  inherit (p) pname version pythonImportsCheck;
+  deps = map (d: d.pname or d) p.dependencies;
+  wheel = {{ inherit (p.passthru.pyrage.src) pname version platform hash abi; }};
+}}"""
+    r = nix_eval(expr, tmp_path)
+    assert r["pname"] == "aux-secrets"
+    assert (
+        r["version"] == tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    )
+    assert r["deps"][0] == "pyrage"
+    assert set(r["deps"][1:]) == {
+        "argon2-cffi",
+        "cryptography",
+        "gmpy2",
+        "pynacl",
+        "rich",
+        "tomli-w",
+        "typer",
+    }
+    assert r["wheel"]["platform"] == "manylinux_2_17_x86_64.manylinux2014_x86_64"
+    assert r["wheel"]["hash"].startswith("sha256-")

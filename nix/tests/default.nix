@@ -8,11 +8,11 @@ let
 
   python = pkgs.python3.withPackages (
     ps: with ps; [
+      (ps.pyrage or (ps.callPackage ../pyrage.nix { }))
       argon2-cffi
       cryptography
       gmpy2
       pynacl
-      pyrage
       rich
       tomli-w
       typer
