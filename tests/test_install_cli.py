@@ -383,3 +383,32 @@ def test_garbage_manifest_is_one_line(tmp_path: Path) -> None:
     manifest.write_bytes(b'{"version": 1, "host": ')
     result = cli("install", "--root", tmp_path, "--manifest", manifest)
     assert_one_line_error(result, "manifest")
+
+
+def test_rotating_credential_is_resealed_when_its_boundary_passes(host: Host) -> None:
+    doc = json.loads(host.manifest.read_text())
+    doc["secrets"]["hmac"]["credential"] = {"name": "hmac", "units": ["api.service"]}
+    host.write_manifest(doc)
+    host.deliver(dict(SECRETS))
+    cred = host.root / "var/lib/aux-secrets/credentials/hmac.cred"
+
+    def unseal() -> bytes:
+        env = {
+            **os.environ,
+            "SYSTEMD_CREDENTIAL_SECRET": str(host.root / "var/lib/systemd/credential.secret"),
+            "SYSTEMD_LOG_LEVEL": "err",
+        }
+        done = subprocess.run(
+            ["systemd-creds", "decrypt", "--with-key=host", "--name=hmac", str(cred), "-"],
+            capture_output=True,
+            env=env,
+            check=True,
+        )
+        return done.stdout
+
+    assert host.install().returncode == 0
+    assert unseal() == b"hmac-nov"
+    # No operator present: the December install alone re-seals the credential.
+    result = host.install(at=month(2026, 12))
+    assert result.returncode == 0, result.stderr.decode()
+    assert unseal() == b"hmac-dec"

@@ -40,6 +40,7 @@ from aux_secrets.core.audit import AuditEvent
 from aux_secrets.core.bundle import BundlePayload
 from aux_secrets.core.fingerprint import fingerprint
 from aux_secrets.core.manifest import Manifest, Settings
+from aux_secrets.core.manifest_parse import SYSTEM_DIRS
 from aux_secrets.core.plan import (
     InstalledItem,
     Missing,
@@ -61,8 +62,9 @@ TEMP_RE = re.compile(r"\.[1-9][0-9]{0,17}\.tmp")
 DIR_MODE = 0o751
 MAX_META_BYTES = 16 * 1024 * 1024
 MAX_FILE_BYTES = 64 * 1024 * 1024
-# Paths a secret file must never be written to, whatever the manifest says.
-SYSTEM_FORBIDDEN = ("/nix/store", "/proc", "/sys", "/dev")
+# Paths a secret file must never be written to, whatever the manifest says: checked
+# again here because the installer runs as root on whatever manifest it is given.
+SYSTEM_FORBIDDEN = SYSTEM_DIRS
 
 
 @dataclass(frozen=True)
@@ -604,6 +606,12 @@ class AuditSink(Protocol):
     def append(self, event: AuditEvent) -> object: ...
 
 
+class CredentialSink(Protocol):
+    def refresh_credentials(
+        self, manifest: Manifest, payload: BundlePayload, at: datetime
+    ) -> tuple[Path, ...]: ...
+
+
 def trees(settings: Settings) -> tuple[Tree, Tree]:
     """The normal tree and the ``--for-users`` tree (``usersDir`` + ``usersDir.d``)."""
     users_gens = settings.users_dir + ".d"
@@ -632,6 +640,7 @@ def install(
     at: datetime,
     requester: UnitRequester | None,
     audit: AuditSink | None = None,
+    credentials: CredentialSink | None = None,
     dry_run: bool = False,
     for_users: bool = False,
 ) -> InstallReport:
@@ -716,6 +725,10 @@ def install(
                 ) from None
             requested.append((verb, units))
 
+    if credentials is not None and not dry_run and not for_users:
+        # Before the swap: a unit restarted for a rotated value must find its new
+        # LoadCredentialEncrypted= file. Only values that changed are sealed again.
+        credentials.refresh_credentials(manifest, payload, at)
     result = install_tree(tree, files, root=root, dry_run=dry_run, after_swap=after_swap)
     return InstallReport(
         host=manifest.host,

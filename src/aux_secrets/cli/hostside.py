@@ -231,6 +231,7 @@ def install(
         at=when,
         requester=requester,
         audit=store.audit,
+        credentials=store,
         dry_run=dry_run,
         for_users=for_users,
     )
