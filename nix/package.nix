@@ -63,6 +63,10 @@ python3Packages.buildPythonApplication {
     ])
   ];
 
+  # pyproject pins the typer minor release measured for start-up time; any typer >= 0.12
+  # works (cli/main.py handles both its vendored and the standalone click).
+  pythonRelaxDeps = [ "typer" ];
+
   doCheck = false;
   pythonImportsCheck = [
     "aux_secrets"

@@ -12,7 +12,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import typer
-from typer._click.exceptions import NoArgsIsHelpError
+
+try:  # typer >= 0.26 vendors click; older releases (and some distributions) use click
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click.exceptions import (  # type: ignore[no-redef,import-not-found]
+        ClickException,
+        NoArgsIsHelpError,
+    )
 
 from aux_secrets import __version__
 from aux_secrets.cli import output
@@ -114,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         # A bare group (`aux-secrets store`) shows its help, as git and click do.
         print(exc.format_message(), file=sys.stderr)
         return exc.exit_code
-    except typer.TyperException as exc:
+    except ClickException as exc:
         # Usage errors from option parsing: typer's text, our one-line shape.
         ctx = getattr(exc, "ctx", None)
         hint = f"see '{ctx.command_path} --help'" if ctx is not None else None
