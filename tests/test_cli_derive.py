@@ -71,6 +71,17 @@ def test_output_into_missing_directory_creates_nothing(
     assert result.stdout == b""
 
 
+def test_output_onto_a_directory_is_one_clear_line(
+    vault: tuple[Path, Path], tmp_path: Path
+) -> None:
+    target = tmp_path / "out"
+    target.mkdir()
+    result = run(vault, "db/web1", "--output", target)
+    line = assert_one_line_error(result, f"{target} is a directory")
+    assert ".tmp" not in line
+    assert list(target.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
 def test_batch_one_unlock_and_same_values(vault: tuple[Path, Path], tmp_path: Path) -> None:
     counter = tmp_path / "count"
     command = f"echo x >> {counter}; cat {vault[1]}"

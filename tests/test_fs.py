@@ -32,6 +32,17 @@ def test_atomic_write_missing_directory(tmp_path: Path) -> None:
         atomic_write(tmp_path / "missing" / "file", b"x")
 
 
+def test_atomic_write_onto_directory_names_it(tmp_path: Path) -> None:
+    # The error names the target, not the temp file, and nothing is left behind.
+    target = tmp_path / "dir"
+    target.mkdir()
+    (target / "kept").write_bytes(b"old")
+    with pytest.raises(InputError, match=f"{target} is a directory"):
+        atomic_write(target, b"x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir"]
+    assert [p.name for p in target.iterdir()] == ["kept"]
+
+
 def test_crash_before_rename_keeps_old_value(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -29,6 +29,9 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o600, exclusive: bool 
     directory = path.parent
     if not directory.is_dir():
         raise NotFoundError(f"directory {directory} does not exist")
+    if path.is_dir() and not path.is_symlink():
+        # rename() would fail naming the temp file; name what the caller asked for.
+        raise InputError(f"{path} is a directory", hint="give a file path inside it")
     if exclusive and (path.exists() or path.is_symlink()):
         raise ConflictError(f"{path} already exists")
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
