@@ -28,7 +28,7 @@ def test_plain_derived_secret_is_one_open_current_slot() -> None:
     m = manifest({"db": {"source": {"derive": {"realm": "db/web1", "charset": "alnum"}}}})
     secret = resolve.resolve_secret(m.secrets["db"], SCHEME, None, AT)
     [slot] = secret.slots
-    assert (slot.role, slot.label, slot.realm) == ("current", "", "db/web1")
+    assert (slot.role, slot.label, slot.realm) == ("current", "current", "db/web1")
     assert (slot.not_before, slot.not_after) == (OPEN_NOT_BEFORE, OPEN_NOT_AFTER)
     assert slot.value == derive(SCHEME, DeriveRequest("db/web1", charset="alnum"))
     assert secret.public is None
@@ -104,7 +104,7 @@ def test_store_secret_slots() -> None:
     secret = resolve.resolve_secret(m.secrets["tok"], SCHEME, read, AT)
     assert calls == ["github/token"]
     assert [(s.role, s.label, s.value) for s in secret.slots] == [
-        ("current", "", b"new"),
+        ("current", "current", b"new"),
         ("retired", "v2", b"old2"),
         ("retired", "v1", b"old1"),
     ]

@@ -130,16 +130,9 @@ def resolve_secrets(
     vault: Vault, scheme: Scheme, manifest: Manifest, at: datetime
 ) -> dict[str, BundleSecret]:
     """Every secret the manifest names, with its slots, as bundle entries."""
-    from dataclasses import replace
-
     from aux_secrets.resolve import bundle_secrets
 
-    out: dict[str, BundleSecret] = {}
-    for name, secret in bundle_secrets(vault, scheme, manifest, at).items():
-        # A stored secret's current slot may come without a label; bundles need one.
-        slots = tuple(replace(slot, label=slot.label or slot.role) for slot in secret.slots)
-        out[name] = replace(secret, slots=slots)
-    return out
+    return bundle_secrets(vault, scheme, manifest, at)
 
 
 def build_payload(

@@ -94,7 +94,12 @@ def _derive_slots(
             value = derive(scheme, request)
             slots.append(
                 ResolvedSlot(
-                    slot.role, slot.label, slot.realm, slot.not_before, slot.not_after, value
+                    slot.role,
+                    slot.label or slot.role,  # a secret without rotation: "current"
+                    slot.realm,
+                    slot.not_before,
+                    slot.not_after,
+                    value,
                 )
             )
         public = None
@@ -118,7 +123,9 @@ def _store_slots(name: str, store_name: str, read: StoreReader | None) -> tuple[
         stored = read(store_name)
     except AuxError as exc:
         raise type(exc)(f"secret {name!r}: {exc.message}", hint=exc.hint) from None
-    slots = [ResolvedSlot("current", "", "", OPEN_NOT_BEFORE, OPEN_NOT_AFTER, stored.current)]
+    slots = [
+        ResolvedSlot("current", "current", "", OPEN_NOT_BEFORE, OPEN_NOT_AFTER, stored.current)
+    ]
     versions: tuple[int, ...] = tuple(getattr(stored, "retired_versions", ()) or ())
     for k, value in enumerate(stored.retired):
         label = f"v{versions[k]}" if k < len(versions) else f"retired-{k + 1}"
