@@ -226,3 +226,35 @@ def test_password_from_environment(tmp_path: Path) -> None:
         env={"AUX_SECRETS_PASSWORD_COMMAND": f"cat {pw}"},
     )
     assert by_file.returncode == 0 and by_file.stdout == by_command.stdout != b""
+
+
+def test_git_vault_never_shows_lock_files(tmp_path: Path) -> None:
+    git = require_program("git", "git")
+    vault = init(tmp_path)
+    subprocess.run([git, "init", "-q", str(vault)], check=True)
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAEGVKQKC44bgmrcHCVH2rHxU+La4OImuQ8LRr03CAlA"
+    added = cli("host", "add", "web1", "--ssh-host-key", key, "--vault", vault)
+    assert added.returncode == 0, added.stderr
+    password = pwfile(tmp_path, "new horse", name="new")
+    rewrap = cli(
+        "seed",
+        "rewrap",
+        "--vault",
+        vault,
+        "--password-file",
+        pwfile(tmp_path),
+        "--new-password-file",
+        password,
+        *FAST,
+    )
+    assert rewrap.returncode == 0, rewrap.stderr
+    (vault / "hosts" / ".lock").touch()  # taken by the first bundle's serial
+    assert (vault / ".vault.lock").exists()
+    status = subprocess.run(
+        [git, "-C", str(vault), "status", "--porcelain", "--untracked-files=all"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert ".lock" not in status, status
+    assert "hosts/web1.toml" in status

@@ -428,4 +428,15 @@ def create_vault(
         if seed_path is not None:
             seed_path.unlink(missing_ok=True)
         raise
+    _ignore_lock_files(root)
     return Vault.load(root)
+
+
+# Lock files are runtime state: a vault kept in git (as it should be) must not commit them.
+VAULT_GITIGNORE = f"# aux-secrets: runtime lock files\n/{LOCK_FILE}\n/hosts/.lock\n"
+
+
+def _ignore_lock_files(root: Path) -> None:
+    gitignore = root / ".gitignore"
+    if not gitignore.exists():
+        atomic_write(gitignore, VAULT_GITIGNORE.encode(), mode=0o600)
