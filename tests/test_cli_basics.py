@@ -20,3 +20,12 @@ def test_version() -> None:
     result = cli("--version")
     assert result.returncode == 0
     assert result.stdout.startswith(b"aux-secrets ")
+
+
+def test_extra_argument_is_not_echoed() -> None:
+    # A value typed where it does not belong (`store add NAME VALUE`) may be a secret:
+    # the error says what is wrong without repeating it into logs.
+    result = cli("store", "add", "github/token", "ghp_LEAKMARK0123456789")
+    assert_one_line_error(result, "unexpected extra argument")
+    assert result.returncode == 2
+    assert b"LEAKMARK" not in result.stderr + result.stdout

@@ -125,7 +125,12 @@ def main(argv: list[str] | None = None) -> int:
         # Usage errors from option parsing: typer's text, our one-line shape.
         ctx = getattr(exc, "ctx", None)
         hint = f"see '{ctx.command_path} --help'" if ctx is not None else None
-        output.error(exc.format_message(), hint)
+        message = exc.format_message()
+        if message.startswith("Got unexpected extra argument"):
+            # Not repeated: a value typed as an argument (`store add NAME VALUE`) may be a
+            # secret, and stderr ends up in logs.
+            message = "unexpected extra argument(s) on the command line (not repeated here)"
+        output.error(message, hint)
         return exc.exit_code
     except KeyboardInterrupt:
         output.error("interrupted")
