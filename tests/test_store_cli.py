@@ -184,6 +184,16 @@ def test_traversal_names_are_refused(vault: Vault, name: str) -> None:
     assert snapshot(vault.root.parent) == before
 
 
+def test_group_named_like_a_secret_file_is_refused(vault: Vault) -> None:
+    # store/db.aux is secret 'db'; a group 'db.aux/' would share that path.
+    vault.ok("add", "db", input=b"x")
+    before = snapshot(vault.root)
+    assert_one_line_error(vault.run("add", "db.aux/token", input=b"y"), "store name", "'.aux'")
+    assert_one_line_error(vault.run("rename", "db", "db.aux/token"), "store name", "'.aux'")
+    assert snapshot(vault.root) == before
+    assert vault.ok("get", "db").stdout == b"x"
+
+
 def test_wrong_master_password_changes_nothing(vault: Vault, tmp_path: Path) -> None:
     vault.ok("add", "t", input=b"v")
     wrong = tmp_path / "wrong.pw"

@@ -74,6 +74,8 @@ def test_good_names(name: str) -> None:
         (" lead", "space"),
         ("x" * 201, "longer than 200"),
         ("/".join(["y" * 100] * 11), "longer than 1000"),
+        ("db.aux/token", "'.aux'"),
+        ("a/b.aux/c", "'.aux'"),
     ],
 )
 def test_bad_names_are_refused(name: str, needle: str) -> None:

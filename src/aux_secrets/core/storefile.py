@@ -45,7 +45,7 @@ _PLAIN_NAME = re.compile(f"{_SEGMENT}(?:/{_SEGMENT})*")
 
 def validate_name(name: str) -> None:
     """Refuse names that are not safe as a path under store/ (PolicyError naming the rule)."""
-    if len(name) <= MAX_NAME and _PLAIN_NAME.fullmatch(name):
+    if len(name) <= MAX_NAME and _PLAIN_NAME.fullmatch(name) and SUFFIX + "/" not in name:
         return  # the usual ASCII name; the checks below would all pass
     shown = repr(name)
     if not name:
@@ -60,7 +60,8 @@ def validate_name(name: str) -> None:
         raise PolicyError(f"store name {shown} is not valid UTF-8") from None
     if len(encoded) > MAX_NAME:
         raise PolicyError(f"store name is longer than {MAX_NAME} bytes")
-    for segment in name.split("/"):
+    segments = name.split("/")
+    for segment in segments:
         if not segment:
             raise PolicyError(f"store name {shown} has an empty segment ('//' or a trailing '/')")
         if segment in (".", ".."):
@@ -73,6 +74,9 @@ def validate_name(name: str) -> None:
             raise PolicyError(f"store name {shown} has a segment starting with '-'")
         if len(segment.encode("utf-8")) > MAX_SEGMENT:
             raise PolicyError(f"store name {shown} has a segment longer than {MAX_SEGMENT} bytes")
+    if any(segment.endswith(SUFFIX) for segment in segments[:-1]):
+        # store/<group>.aux/ would share its path with the secret named <group>.
+        raise PolicyError(f"store name {shown} has a group segment ending in '{SUFFIX}'")
 
 
 def store_realm(name: str) -> str:
