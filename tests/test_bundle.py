@@ -19,6 +19,7 @@ from aux_secrets.core.bundle import (
     BundleSlot,
     decode_payload,
     encode_payload,
+    load_json,
 )
 from aux_secrets.core.fingerprint import fingerprint, is_fingerprint
 from aux_secrets.errors import FormatVersionError, InputError
@@ -222,3 +223,15 @@ def test_roundtrip_property(values: dict[str, bytes], serial: int) -> None:
     again = decode_payload(data)
     assert again == payload
     assert encode_payload(again) == data
+
+
+@pytest.mark.parametrize(
+    ("data", "needle"), [(b'{"a": 1, "a": 2}', "duplicate field 'a'"), (b"[NaN]", "NaN")]
+)
+def test_strict_json_refusals_name_the_file(data: bytes, needle: str) -> None:
+    # The readers of store.json, audit.head and audit lines share load_json: every
+    # refusal must say which file it is about.
+    with pytest.raises(InputError) as info:
+        load_json(data, "local store metadata /x/store.json")
+    assert info.value.message.startswith("local store metadata /x/store.json: ")
+    assert needle in info.value.message

@@ -237,6 +237,8 @@ def load_json(data: bytes, what: str) -> object:
         )
     except json.JSONDecodeError as exc:
         raise InputError(f"{what} is not valid JSON (line {exc.lineno})") from None
+    except InputError as exc:  # from the hooks: a duplicate key, NaN or Infinity
+        raise InputError(f"{what}: {exc.message}") from None
     except RecursionError:
         raise InputError(f"{what} is nested too deeply") from None
 
