@@ -395,7 +395,8 @@ def status(
 
 
 audit_app = typer.Typer(
-    help="The host's audit log (storeDir/audit.jsonl).",
+    help="The host's audit log (storeDir/audit.jsonl).\n\n"
+    "Example: aux-secrets audit verify --root /",
     no_args_is_help=True,
     rich_markup_mode=None,
 )

@@ -13,7 +13,8 @@ MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 
 manifest_app = typer.Typer(
     name="manifest",
-    help="Check host manifests (the JSON the NixOS module writes, or TOML by hand).",
+    help="Check host manifests (the JSON the NixOS module writes, or TOML by hand).\n\n"
+    "Example: aux-secrets manifest check /etc/aux-secrets/manifest.json",
     no_args_is_help=True,
     rich_markup_mode=None,
 )

@@ -612,7 +612,7 @@ def rekey(
 def register(app: typer.Typer) -> None:
     store_app = typer.Typer(
         help="Fixed secrets that cannot be derived (imported tokens): add, get, list, set, rm, "
-        "rename, verify, rekey.",
+        "rename, verify, rekey.\n\nExample: aux-secrets store add github/deploy-token < token.txt",
         no_args_is_help=True,
         rich_markup_mode=None,
     )

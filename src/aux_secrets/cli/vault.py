@@ -235,7 +235,8 @@ def rewrap(
 def register(app: typer.Typer) -> None:
     app.command("init", help=INIT_HELP)(init)
     seed_app = typer.Typer(
-        help="The vault's seed: change the master password.",
+        help="The vault's seed: change the master password.\n\n"
+        "Example: aux-secrets seed rewrap --new-password-file new-master.pw",
         no_args_is_help=True,
         rich_markup_mode=None,
     )
