@@ -171,6 +171,7 @@ REJECTIONS: list[tuple[str, tuple[str, ...], object, str, str]] = [
     ("path in store", ("secrets", "db", "path"), "/var/lib/aux-secrets/db", "$.secrets.db.path", "storeDir"),
     ("path is runtimeDir", ("secrets", "db", "path"), "/run/aux-secrets", "$.secrets.db.path", "runtimeDir"),
     ("path in nix store", ("secrets", "db", "path"), "/nix/store/abc-db", "$.secrets.db.path", "/nix/store"),
+    ("path is the root", ("secrets", "db", "path"), "/", "$.secrets.db.path", "root directory"),
     ("path in proc", ("secrets", "db", "path"), "/proc/self/environ", "$.secrets.db.path", "no secret file may go"),
     ("path in users generations", ("secrets", "db", "path"), "/run/aux-secrets-for-users.d/1/db", "$.secrets.db.path", "usersDir"),
     ("mode three digits", ("secrets", "db", "mode"), "400", "$.secrets.db.mode", "four octal"),

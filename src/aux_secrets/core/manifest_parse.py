@@ -428,6 +428,8 @@ class _Parser:
         )
         users_generations = settings.users_dir + ".d"
         for path, where in files:
+            if path == "/":
+                raise self.fail(where, "/ is the root directory, not a file")
             for system_dir in SYSTEM_DIRS:
                 if is_within(path, system_dir):
                     raise self.fail(
