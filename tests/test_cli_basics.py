@@ -2,6 +2,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+from subprocess import CompletedProcess
 
 import pytest
 
@@ -62,3 +67,53 @@ def test_every_command_and_group_help_renders_with_an_example(path: tuple[str, .
     with contextlib.redirect_stdout(out):
         assert main([*path, "--help"]) == 0
     assert "Example:" in out.getvalue() or "Examples:" in out.getvalue(), out.getvalue()
+
+
+def _with_closed(
+    fds: str, *args: str, env: dict[str, str] | None = None
+) -> CompletedProcess[bytes]:
+    """``aux-secrets ARGS`` with some standard descriptors closed (``<&-``, ``>&-``)."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("AUX_SECRETS_")}
+    full_env.update(env or {})
+    script = 'exec "$@" ' + fds
+    return subprocess.run(
+        ["sh", "-c", script, "sh", sys.executable, "-m", "aux_secrets", *args],
+        capture_output="2>&-" not in fds,
+        env=full_env,
+        timeout=60,
+        check=False,
+        stdin=None if "<&-" in fds else subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture
+def vault_env(tmp_path: Path) -> dict[str, str]:
+    pw = tmp_path / "pw"
+    pw.write_text("correct horse\n")
+    init = cli(
+        "init", tmp_path / "v", "--password-file", pw, "--argon2-memory", "8", "--argon2-time", "1"
+    )
+    assert init.returncode == 0, init.stderr
+    return {"AUX_SECRETS_VAULT": str(tmp_path / "v"), "AUX_SECRETS_PASSWORD_FILE": str(pw)}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("manifest", "check", "-"), ("derive", "--batch", "-"), ("store", "add", "a/b")],
+    ids=" ".join,
+)
+def test_closed_stdin_is_empty_input_not_a_traceback(
+    args: tuple[str, ...], vault_env: dict[str, str]
+) -> None:
+    # A closed descriptor 0 reads as empty input, like </dev/null.
+    result = _with_closed("<&-", *args, env=vault_env)
+    assert b"Traceback" not in result.stderr, result.stderr.decode()
+    if result.returncode != 0:
+        assert_one_line_error(result)
+
+
+@pytest.mark.parametrize("args", [("derive", "db/web1"), ("store", "list")], ids=" ".join)
+def test_closed_stdout_is_not_a_traceback(args: tuple[str, ...], vault_env: dict[str, str]) -> None:
+    assert cli("store", "add", "a/b", input=b"v", env=vault_env).returncode == 0
+    result = _with_closed(">&-", *args, env=vault_env)
+    assert b"Traceback" not in result.stderr, result.stderr.decode()

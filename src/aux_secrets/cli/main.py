@@ -100,11 +100,33 @@ def _app_for(args: Sequence[str]) -> typer.Typer:
     return narrowed
 
 
+def _fill_closed_standard_streams() -> None:
+    """A closed stdin, stdout or stderr (``<&-``) becomes /dev/null.
+
+    Otherwise Python leaves ``sys.stdin`` as None (a traceback on the first read), and the
+    next file we open would get descriptor 0, 1 or 2, where a child's output could land
+    in it. Closed stdin then reads as empty input, like ``</dev/null``.
+    """
+    import os
+
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDONLY if mode == "r" else os.O_WRONLY)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, mode))  # noqa: SIM115
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (tests call this directly)."""
     from aux_secrets.adapters.fs import set_private_umask
 
     set_private_umask()
+    _fill_closed_standard_streams()
     args = sys.argv[1:] if argv is None else argv
     command = typer.main.get_command(_app_for(args))
     try:
