@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -80,6 +81,18 @@ def test_output_onto_a_directory_is_one_clear_line(
     line = assert_one_line_error(result, f"{target} is a directory")
     assert ".tmp" not in line
     assert list(target.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_output_onto_a_device_or_pipe_is_refused(vault: tuple[Path, Path], tmp_path: Path) -> None:
+    # As /dev/null or /dev/stdout (a link to a pipe) would be: the node stays.
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    (tmp_path / "stdout").symlink_to(fifo)
+    for target in (fifo, tmp_path / "stdout"):
+        result = run(vault, "db/web1", "--output", target)
+        assert_one_line_error(result, str(target), "not a regular file")
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and (tmp_path / "stdout").is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo", "stdout"]
 
 
 def test_batch_one_unlock_and_same_values(vault: tuple[Path, Path], tmp_path: Path) -> None:

@@ -43,6 +43,33 @@ def test_atomic_write_onto_directory_names_it(tmp_path: Path) -> None:
     assert [p.name for p in target.iterdir()] == ["kept"]
 
 
+@pytest.mark.parametrize("via_link", [False, True], ids=["fifo", "link to fifo"])
+def test_atomic_write_refuses_a_special_file(tmp_path: Path, via_link: bool) -> None:
+    # `--output /dev/null` or `/dev/stdout` must not replace the node with a secret file.
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    target = fifo
+    if via_link:
+        target = tmp_path / "stdout"
+        target.symlink_to(fifo)
+    with pytest.raises(InputError, match="not a regular file"):
+        atomic_write(target, b"secret")
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert target.is_symlink() == via_link
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({"fifo", target.name})
+
+
+def test_atomic_write_replaces_a_link_to_a_file_or_nothing(tmp_path: Path) -> None:
+    (tmp_path / "old").write_bytes(b"old")
+    (tmp_path / "link").symlink_to(tmp_path / "old")
+    (tmp_path / "dangling").symlink_to(tmp_path / "missing")
+    atomic_write(tmp_path / "link", b"new")
+    atomic_write(tmp_path / "dangling", b"new")
+    assert (tmp_path / "old").read_bytes() == b"old"
+    assert not (tmp_path / "link").is_symlink() and (tmp_path / "link").read_bytes() == b"new"
+    assert not (tmp_path / "dangling").is_symlink()
+
+
 def test_crash_before_rename_keeps_old_value(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -32,6 +32,13 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o600, exclusive: bool 
     if path.is_dir() and not path.is_symlink():
         # rename() would fail naming the temp file; name what the caller asked for.
         raise InputError(f"{path} is a directory", hint="give a file path inside it")
+    if path.exists() and not path.is_file():
+        # rename() would replace a device node (/dev/null) or the link /dev/stdout with a
+        # regular file holding the data.
+        raise InputError(
+            f"{path} is not a regular file (a device, pipe or socket); only files are written",
+            hint="leave out --output to print to standard output",
+        )
     if exclusive and (path.exists() or path.is_symlink()):
         raise ConflictError(f"{path} already exists")
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
