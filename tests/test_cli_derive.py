@@ -95,6 +95,13 @@ def test_output_onto_a_device_or_pipe_is_refused(vault: tuple[Path, Path], tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo", "stdout"]
 
 
+def test_output_dash_is_standard_output(vault: tuple[Path, Path], tmp_path: Path) -> None:
+    # As `bundle -o -`: no plaintext file named '-' in the working directory.
+    expected = ok(run(vault, "db/web1"))
+    assert ok(run(vault, "db/web1", "--output", "-", cwd=tmp_path)) == expected
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_batch_one_unlock_and_same_values(vault: tuple[Path, Path], tmp_path: Path) -> None:
     counter = tmp_path / "count"
     command = f"echo x >> {counter}; cat {vault[1]}"

@@ -136,6 +136,16 @@ def test_add_get_binary_round_trip(vault: Vault, tmp_path: Path) -> None:
     assert stat.S_IMODE(vault.file("github/deploy-token").stat().st_mode) == 0o600
 
 
+def test_get_output_dash_is_standard_output(vault: Vault, tmp_path: Path) -> None:
+    vault.ok("add", "t", input=VALUE)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    result = cli("store", "get", "t", "--output", "-", env=vault.env, cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == VALUE
+    assert list(workdir.iterdir()) == []
+
+
 def test_add_from_file_and_command(vault: Vault, tmp_path: Path) -> None:
     source = tmp_path / "value.bin"
     source.write_bytes(VALUE)

@@ -193,7 +193,7 @@ def _with_line(number: int, exc: AuxError) -> AuxError:
 
 
 def _emit(data: bytes, destination: Path | None) -> None:
-    if destination is None:
+    if destination is None or str(destination) == "-":
         output.write_stdout_bytes(data)
         return
     from aux_secrets.adapters.fs import atomic_write
@@ -249,7 +249,7 @@ def derive_command(
             "--output",
             "-o",
             metavar="FILE",
-            help="Write to FILE (mode 0600, atomic).",
+            help="Write to FILE (mode 0600, atomic); '-' is standard output.",
             show_default=False,
         ),
     ] = None,

@@ -222,7 +222,7 @@ def get(
         typer.Option(
             "--output",
             metavar="FILE",
-            help="Write to FILE (mode 0600, atomically) instead of standard output.",
+            help="Write to FILE (mode 0600, atomically) instead of standard output ('-').",
             show_default=False,
         ),
     ] = None,
@@ -264,7 +264,7 @@ def get(
         data = secret.retired[retired - 1]
     else:
         data = secret.current
-    if output_file is not None:
+    if output_file is not None and str(output_file) != "-":
         atomic_write(output_file, data, mode=0o600)
     else:
         output.write_stdout_bytes(data)
