@@ -412,3 +412,11 @@ def test_rotating_credential_is_resealed_when_its_boundary_passes(host: Host) ->
     result = host.install(at=month(2026, 12))
     assert result.returncode == 0, result.stderr.decode()
     assert unseal() == b"hmac-dec"
+
+
+def test_root_that_is_a_file_is_named_as_such(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.write_bytes(b"not a directory")
+    result = cli("install", "--root", root)
+    assert_one_line_error(result, f"root directory {root} is not a directory")
+    assert root.read_bytes() == b"not a directory"

@@ -42,11 +42,13 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON 
 
 def resolve_root(root: Path | None) -> Path:
     """The --root directory as an absolute path (``/`` when not given)."""
-    from aux_secrets.errors import NotFoundError
+    from aux_secrets.errors import InputError, NotFoundError
 
     if root is None:
         return Path("/")
     resolved = root.absolute()
+    if resolved.exists() and not resolved.is_dir():
+        raise InputError(f"root directory {root} is not a directory")
     if not resolved.is_dir():
         raise NotFoundError(f"root directory {root} does not exist")
     return resolved
