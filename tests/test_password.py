@@ -41,10 +41,25 @@ def test_unreadable_file(tmp_path: Path) -> None:
     f = tmp_path / "pw"
     f.write_bytes(b"x")
     f.chmod(0)
-    if os.access(f, os.R_OK):
-        pytest.skip("running as root: permission bits do not stop reads")
-    with pytest.raises(InputError, match="not readable"):
-        password.get_password(f)
+    if not os.access(f, os.R_OK):
+        with pytest.raises(InputError, match="not readable"):
+            password.get_password(f)
+        return
+    # Root reads anything: check as an unprivileged user in a child process.
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 3
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            password.get_password(f)
+            code = 1
+        except InputError as exc:
+            code = 0 if "not readable" in exc.message else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def test_command_strips_one_newline_only() -> None:
