@@ -74,3 +74,19 @@ def test_check_refuses_bad_files(tmp_path: Path, content: bytes, needle: str) ->
 
 def test_check_missing_file(tmp_path: Path) -> None:
     assert_one_line_error(cli("manifest", "check", tmp_path / "nope.json"), "does not exist")
+
+
+def test_check_summary_escapes_a_realm_with_control_characters(tmp_path: Path) -> None:
+    # A realm may be any string (gokey's are); the summary must not send a terminal escape.
+    manifest = tmp_path / "m.json"
+    realm = "db/\x1b]0;owned\x07web1"
+    doc = {
+        "version": 1,
+        "host": "web1",
+        "secrets": {"db": {"source": {"derive": {"realm": realm}}}},
+    }
+    manifest.write_text(json.dumps(doc))
+    result = cli("manifest", "check", manifest)
+    assert result.returncode == 0, result.stderr
+    assert b"\x1b" not in result.stdout
+    assert b"db/\\x1b]0;owned\\x07web1" in result.stdout

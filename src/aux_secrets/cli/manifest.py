@@ -70,7 +70,9 @@ def _summary(manifest: Any) -> dict[str, Any]:
     secrets = []
     for name, spec in manifest.secrets.items():
         if isinstance(spec.source, DeriveSource):
-            source = f"derive {spec.source.type} from {spec.source.realm}"
+            realm = spec.source.realm
+            shown = realm if realm.isprintable() else repr(realm)  # no terminal escapes
+            source = f"derive {spec.source.type} from {shown}"
             if spec.source.rotation is not None:
                 source += f" ({spec.source.rotation.period})"
         else:
