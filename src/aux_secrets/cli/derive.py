@@ -428,10 +428,13 @@ def _run_batch(
 
 
 def _derive_many(scheme: Scheme, requests: list[DeriveRequest]) -> list[bytes]:
-    """Derive in request order, on every core: unseeded gokey costs a PBKDF2 per realm,
-    and PBKDF2 (like AES and the big-number work) releases the GIL."""
+    """Derive in request order. Unseeded gokey costs a PBKDF2 per realm, which releases
+    the GIL, so it runs on every core; other schemes cost microseconds per realm, less
+    than handing work to threads."""
+    from aux_secrets.core.gokey import GokeyUnseeded
+
     workers = min(os.cpu_count() or 1, len(requests))
-    if workers < 2:
+    if workers < 2 or not isinstance(scheme, GokeyUnseeded):
         return [_derive(scheme, req) for req in requests]
     from concurrent.futures import ThreadPoolExecutor
 
