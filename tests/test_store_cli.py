@@ -473,3 +473,11 @@ def test_every_command_has_help_with_an_example(command: str) -> None:
     result = inproc("store", command, "--help")
     assert result.returncode == 0
     assert b"Example:" in result.stdout
+
+
+def test_store_path_that_is_a_file_is_an_error_not_an_empty_store(vault: Vault) -> None:
+    (vault.root / "store").write_bytes(b"not a directory")
+    for args in (("list",), ("verify",), ("add", "a/b")):
+        result = vault.run(*args, input=b"v")
+        assert_one_line_error(result, "store", "is not a directory")
+    assert (vault.root / "store").read_bytes() == b"not a directory"

@@ -107,9 +107,17 @@ class StoreDir:
         self._wait_for_rekey()
         return sorted(name for name, _ in self._walk())
 
+    def _exists(self) -> bool:
+        """Whether the store directory exists (absent: an empty store; a file: an error)."""
+        if self.root.is_dir():
+            return True
+        if self.root.exists() or self.root.is_symlink():
+            raise InputError(f"store directory {self.root} is not a directory")
+        return False
+
     def _walk(self) -> Iterator[tuple[str, str]]:
         """(name, path) of every store file; strings, as this runs once per file."""
-        if not self.root.is_dir():
+        if not self._exists():
             return
         top = str(self.root)
         for directory, dirs, files in os.walk(top):
@@ -123,7 +131,7 @@ class StoreDir:
 
     def _strays(self) -> list[str]:
         strays: list[str] = []
-        if not self.root.is_dir():
+        if not self._exists():
             return strays
         for directory, dirs, files in os.walk(self.root):
             dirs[:] = [d for d in dirs if d != ".git"]
@@ -209,7 +217,7 @@ class StoreDir:
     def locked(self) -> Iterator[list[Path]]:
         """Hold the store lock (creating the store); yields a list of paths created here."""
         created: list[Path] = []
-        if not self.root.is_dir():
+        if not self._exists():
             self.root.mkdir(mode=0o700, parents=True)
         ignore = self.root / GITIGNORE
         if not ignore.exists():
