@@ -58,8 +58,7 @@ def _commands() -> list[tuple[str, ...]]:
     return [path for path in found if path]
 
 
-# `host` is the one group without an example yet.
-@pytest.mark.parametrize("path", [p for p in _commands() if p != ("host",)], ids=" ".join)
+@pytest.mark.parametrize("path", _commands(), ids=" ".join)
 def test_every_command_and_group_help_renders_with_an_example(path: tuple[str, ...]) -> None:
     from aux_secrets.cli.main import main
 

@@ -6,6 +6,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import assert_one_line_error, cli, require_program
 from tests.provision_helpers import PASSWORD, make_host_root, make_vault, manifest_doc
 from tests.sshd import Sshd, sshd
@@ -230,3 +232,34 @@ def test_provision_flake_reads_manifest_through_nix_eval(tmp_path: Path, sshd: S
         env=env,
     )
     assert_one_line_error(failed, ".#web1", "cannot fetch nixpkgs")
+
+
+def test_target_that_reads_as_an_ssh_option_is_refused_at_add(tmp_path: Path) -> None:
+    vault = make_vault(tmp_path)
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAEGVKQKC44bgmrcHCVH2rHxU+La4OImuQ8LRr03CAlA"
+    for bad in ("-oProxyCommand=touch /tmp/pwned", "root@web1 -v"):
+        result = cli(
+            "host", "add", "web1", "--ssh-host-key", key, "--target", bad, "--vault", vault.root
+        )
+        assert_one_line_error(result, "not an ssh destination")
+        assert not (vault.root / "hosts" / "web1.toml").exists()
+    ok = cli(
+        "host",
+        "add",
+        "web1",
+        "--ssh-host-key",
+        key,
+        "--target",
+        "root@10.0.0.5",
+        "--vault",
+        vault.root,
+    )
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_ssh_ed25519_without_key_data_is_named() -> None:
+    from aux_secrets.adapters.hosts import parse_recipient
+    from aux_secrets.errors import InputError
+
+    with pytest.raises(InputError, match="no key data"):
+        parse_recipient("ssh-ed25519")

@@ -103,6 +103,8 @@ def parse_recipient(text: str) -> str:
             raise InputError("age recipient is malformed (bad checksum)") from None
         return text
     parts = text.split()
+    if parts == ["ssh-ed25519"]:
+        raise InputError("ssh-ed25519 host key has no key data after its type")
     if len(parts) >= 2 and parts[0] == "ssh-ed25519":
         blob = _ssh_blob(parts[1])
         if _ssh_string_list(blob) is None:
@@ -191,6 +193,8 @@ class HostDir:
         return [self.read(name) for name in self.names()]
 
     def add(self, host: Host, *, replace_existing: bool = False) -> None:
+        if host.target is not None:
+            check_target(host.target, where=f"host {host.name}")
         self.root.mkdir(mode=0o700, exist_ok=True)
         path = self.path(host.name)
         if path.exists() and not replace_existing:
@@ -260,10 +264,13 @@ def parse_host(name: str, data: bytes, where: str) -> Host:
         value = table.get(key)
         return value if isinstance(value, str) else None
 
+    target = opt("target")
+    if target is not None:
+        check_target(target, where=f"host file {where}")
     return Host(
         name=name,
         recipient=recipient,
-        target=opt("target"),
+        target=target,
         ssh_options=tuple(options),
         remote_command=opt("remote_command") or "aux-secrets",
         remote_root=opt("remote_root"),
@@ -274,6 +281,15 @@ def parse_host(name: str, data: bytes, where: str) -> Host:
         system=opt("system"),
         last_serial=serial,
     )
+
+
+def check_target(target: str, *, where: str) -> None:
+    """An ssh destination (``[user@]host``): never an option ssh would read as ``-o...``."""
+    if not target or target.startswith("-") or any(c.isspace() for c in target):
+        raise InputError(
+            f"{where}: target {target!r} is not an ssh destination",
+            hint="give it as [USER@]ADDRESS, e.g. root@10.0.0.5; ssh options go in --ssh-option",
+        )
 
 
 def encode_host(host: Host) -> bytes:

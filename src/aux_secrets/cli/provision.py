@@ -18,7 +18,10 @@ if TYPE_CHECKING:
     from aux_secrets.provision import Outcome, Route
 
 host_app = typer.Typer(
-    help="Hosts in the vault: their keys and how to reach them.",
+    help="Hosts in the vault: their keys and how to reach them.\n\n"
+    "Example:\n\n"
+    "    aux-secrets host keyscan web1 10.0.0.5\n\n"
+    "    aux-secrets host add web1 --ssh-host-key 'ssh-ed25519 AAAA...' --target root@10.0.0.5",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
