@@ -563,3 +563,23 @@ def test_set_keep_value_changes_only_note_and_expiry(store: StoreDir) -> None:
     store.set(OLD, "t", None, expires=None)
     secret = store.read(OLD, "t")
     assert secret.meta is not None and secret.meta.expires is None and secret.note == "new note"
+
+
+def test_planted_links_never_redirect_writes(tmp_path: Path) -> None:
+    from aux_secrets.errors import InputError
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    store_root = tmp_path / "store"
+    store_root.mkdir()
+    (store_root / "github").symlink_to(outside)
+    store = StoreDir(store_root)
+    with pytest.raises(InputError, match="symbolic link"):
+        store.add(OLD, "github/deploy-token", b"value")
+    assert list(outside.iterdir()) == []
+
+    linked = tmp_path / "linked-store"
+    linked.symlink_to(outside)
+    with pytest.raises(InputError, match="symbolic link"):
+        StoreDir(linked).add(OLD, "token", b"value")
+    assert list(outside.iterdir()) == []

@@ -109,6 +109,9 @@ class StoreDir:
 
     def _exists(self) -> bool:
         """Whether the store directory exists (absent: an empty store; a file: an error)."""
+        if self.root.is_symlink():
+            # A vault is shared through git: a planted link must not redirect writes.
+            raise InputError(f"store directory {self.root} is a symbolic link; refused")
         if self.root.is_dir():
             return True
         if self.root.exists() or self.root.is_symlink():
@@ -230,6 +233,7 @@ class StoreDir:
 
     def _write(self, name: str, data: bytes, *, exclusive: bool) -> Path:
         path = self.path_for(name)
+        self._refuse_links(path.parent, name)
         self._make_dirs(path.parent)
         try:
             atomic_write(path, data, mode=0o600, exclusive=exclusive)
@@ -239,6 +243,15 @@ class StoreDir:
                 hint=f"use 'aux-secrets store set {name}' to replace its value",
             ) from None
         return path
+
+    def _refuse_links(self, directory: Path, name: str) -> None:
+        """No group directory between the store and a secret's file may be a link."""
+        while directory != self.root:
+            if directory.is_symlink():
+                raise InputError(
+                    f"store secret {name}: {directory} is a symbolic link; refused"
+                )
+            directory = directory.parent
 
     def _make_dirs(self, directory: Path) -> None:
         missing = []
