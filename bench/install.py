@@ -39,9 +39,11 @@ from aux_secrets.core.bundle import (
     BundleSlot,
     encode_payload,
 )
+from aux_secrets.core.bundle_sign import sign_payload
 from aux_secrets.core.manifest import parse_manifest
 
 HOST = "bench1"
+BENCH_SIGNER_SEED = b"\x01" * 32  # a fixed bundle signer; the host trusts it on first use
 AT = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 
@@ -130,7 +132,8 @@ def setup(work: Path, count: int) -> tuple[Path, Path, Path, bool]:
         },
     )
     bundle = work / "bundle.age"
-    bundle.write_bytes(seal_bundle(encode_payload(payload), [key.with_suffix(".pub").read_text()]))
+    envelope = sign_payload(BENCH_SIGNER_SEED, encode_payload(payload))
+    bundle.write_bytes(seal_bundle(envelope, [key.with_suffix(".pub").read_text()]))
     _run(
         [
             *_aux(),

@@ -387,6 +387,17 @@ in
         defaultText = lib.literalMD "the ed25519 keys of `services.openssh.hostKeys`";
         description = "Private keys that open bundles (the age backend keeps the bundle and opens it at every install).";
       };
+      bundleSigners = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+        example = [ "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4 aux-secrets-signer" ];
+        description = ''
+          Bundle signers this host accepts: the output of `aux-secrets signer` on the
+          operator's machine (an `ssh-ed25519 AAAA...` line, or the base64 of the 32-byte
+          key). Empty: the host trusts the signer of the first bundle it activates and
+          refuses any other until `aux-secrets activate --trust-new-signer`.
+        '';
+      };
       keepGenerations = mkOption {
         type = types.ints.positive;
         default = 5;

@@ -169,6 +169,12 @@ let
 
   duplicates = filter (file: length (filter (other: other.path == file.path) files) > 1) files;
 
+  # aux-secrets manifest check validates the keys fully; this catches the common slips early.
+  badSigners = filter (
+    signer:
+    builtins.match "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI[A-Za-z0-9+/]{43}( .*)?|[A-Za-z0-9+/]{43}=" signer == null
+  ) manifest.settings.bundleSigners;
+
   settingsChecks = [
     {
       assertion = duplicates == [ ];
@@ -181,6 +187,10 @@ let
     {
       assertion = manifest.settings.backend != "age" || manifest.settings.hostKeys != [ ];
       message = "aux.settings.hostKeys must not be empty when aux.settings.backend = \"age\" (enable services.openssh or list the keys)";
+    }
+    {
+      assertion = badSigners == [ ];
+      message = "aux.settings.bundleSigners: ${builtins.toJSON (head badSigners)} is not an ssh-ed25519 key line or the base64 of a 32-byte key (print the vault's with: aux-secrets signer)";
     }
   ];
 in

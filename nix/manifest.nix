@@ -70,6 +70,7 @@ let
     "backend"
     "tpm2"
     "hostKeys"
+    "bundleSigners"
     "keepGenerations"
     "group"
     "systemctl"
@@ -100,6 +101,7 @@ let
       pcrs = get tpm2 "pcrs" "7";
     };
     hostKeys = get s "hostKeys" [ "/etc/ssh/ssh_host_ed25519_key" ];
+    bundleSigners = get s "bundleSigners" [ ];
     keepGenerations = get s "keepGenerations" 5;
     group = get s "group" "keys";
     systemctl = get s "systemctl" [ "systemctl" ];

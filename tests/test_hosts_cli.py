@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.bundles import inner_payload
 from tests.helpers import assert_one_line_error, cli, require_program
 from tests.provision_helpers import PASSWORD, make_host_root, make_vault, manifest_doc
 from tests.sshd import Sshd, sshd
@@ -80,7 +81,7 @@ def test_age_recipient_bundle_opens_with_age_identity(tmp_path: Path, sshd: Sshd
     opened = subprocess.run(
         [age, "-d", "-i", str(identity), str(out)], capture_output=True, check=True
     )
-    assert json.loads(opened.stdout)["host"] == "box"
+    assert inner_payload(opened.stdout)["host"] == "box"
     # The ssh host key is not this bundle's recipient: age refuses it.
     wrong = subprocess.run([age, "-d", "-i", str(sshd.host_key), str(out)], capture_output=True)
     assert wrong.returncode != 0

@@ -15,15 +15,14 @@ from typing import Any
 
 import pytest
 
-from aux_secrets.adapters.bundle_age import seal_bundle
 from aux_secrets.core.bundle import (
     OPEN_NOT_AFTER,
     OPEN_NOT_BEFORE,
     BundlePayload,
     BundleSecret,
     BundleSlot,
-    encode_payload,
 )
+from tests.bundles import signed_bundle
 from tests.helpers import assert_one_line_error, cli, require_program
 
 HOST = "web1"
@@ -88,7 +87,7 @@ class Host:
         )
         pub = (self.root / "etc/ssh/ssh_host_ed25519_key.pub").read_text().strip()
         bundle = self.root / f"bundle-{self.serial}.age"
-        bundle.write_bytes(seal_bundle(encode_payload(payload), [pub]))
+        bundle.write_bytes(signed_bundle(payload, [pub]))
         done = cli("activate", "--bundle", bundle, "--root", self.root, "--manifest", self.manifest)
         assert done.returncode == 0, done.stderr.decode()
 

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aux_secrets.adapters.bundle_age import seal_bundle
 from aux_secrets.adapters.localstore import LocalStore
 from aux_secrets.core.bundle import (
     OPEN_NOT_AFTER,
@@ -18,9 +17,9 @@ from aux_secrets.core.bundle import (
     BundlePayload,
     BundleSecret,
     BundleSlot,
-    encode_payload,
 )
 from aux_secrets.core.manifest import Manifest, parse_manifest
+from tests.bundles import TEST_SIGNER_SEED, signed_bundle
 from tests.helpers import require_program
 
 FP_KEY = b"\x42" * 32
@@ -129,8 +128,9 @@ class Host:
     def store(self, **kwargs: Any) -> LocalStore:
         return LocalStore(self.manifest.settings, self.root, env=self.env, **kwargs)
 
-    def bundle(self, p: BundlePayload) -> bytes:
-        return seal_bundle(encode_payload(p), [self.recipient])
+    def bundle(self, p: BundlePayload, seed: bytes = TEST_SIGNER_SEED) -> bytes:
+        """A bundle for this host signed by ``seed``'s key (default: the test signer)."""
+        return signed_bundle(p, [self.recipient], seed)
 
     @property
     def store_dir(self) -> Path:

@@ -6,6 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
+from tests.bundles import inner_payload
 from tests.helpers import assert_one_line_error, cli, require_program
 from tests.provision_helpers import (
     HostRoot,
@@ -73,7 +74,7 @@ def test_bundle_is_a_standard_age_file(tmp_path: Path, sshd: Sshd) -> None:
     opened = subprocess.run(
         [age, "-d", "-i", str(sshd.host_key), str(bundle)], capture_output=True, check=True
     )
-    payload = json.loads(opened.stdout)
+    payload = inner_payload(opened.stdout)
     assert payload["format"] == "aux-secrets-bundle"
     assert payload["host"] == "web1"
     assert sorted(payload["secrets"]) == ["api/hmac", "db/password"]
@@ -102,14 +103,17 @@ def _bundle(vault_args: list[str], host: str, manifest: Path, out: Path) -> Path
 
 
 def _activate_over_ssh(
-    server: Sshd, host: HostRoot, bundle: bytes
+    server: Sshd, host: HostRoot, bundle: bytes, *extra: str
 ) -> subprocess.CompletedProcess[bytes]:
     from tests.sshd import REMOTE_AUX
 
     argv = ["ssh"]
     for option in server.ssh_options():
         argv += ["-o", option]
-    argv += [server.target, f"{REMOTE_AUX} activate --bundle - --root {host.root}"]
+    argv += [
+        server.target,
+        " ".join([REMOTE_AUX, "activate", "--bundle", "-", "--root", str(host.root), *extra]),
+    ]
     return subprocess.run(argv, input=bundle, capture_output=True, check=False, timeout=60)
 
 
@@ -185,7 +189,12 @@ def test_verify_detects_a_secret_changed_behind_the_vaults_back(tmp_path: Path, 
     add_host(rogue, host, sshd)
     # Its serial must beat the active one, so it is made after ours.
     rogue_bundle = _bundle(rogue.args(), "web1", host.manifest, tmp_path / "rogue.age")
-    assert _activate_over_ssh(sshd, host, rogue_bundle.read_bytes()).returncode == 0
+    # Signed by another vault: refused, the host trusts the signer of its first bundle...
+    refused = _activate_over_ssh(sshd, host, rogue_bundle.read_bytes())
+    assert_one_line_error(refused, "but this host trusts")
+    # ...until root on the host says otherwise, behind the vault's back.
+    forced = _activate_over_ssh(sshd, host, rogue_bundle.read_bytes(), "--trust-new-signer")
+    assert forced.returncode == 0, forced.stderr
 
     drift = cli("verify", "--host", "web1", "--json", *vault.args())
     assert drift.returncode == 1
@@ -252,6 +261,6 @@ def test_stored_token_and_its_retired_value_reach_the_host(tmp_path: Path, sshd:
     opened = subprocess.run(
         [age, "-d", "-i", str(sshd.host_key), str(bundle)], capture_output=True, check=True
     )
-    slots = json.loads(opened.stdout)["secrets"]["github/token"]["slots"]
+    slots = inner_payload(opened.stdout)["secrets"]["github/token"]["slots"]
     assert [s["role"] for s in slots] == ["current", "retired"]
     assert all(s["label"] for s in slots)

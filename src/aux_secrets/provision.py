@@ -177,6 +177,7 @@ def make_bundle(
     """Resolve, stamp with a serial that only grows (recorded in the vault), and seal."""
     from aux_secrets.adapters.bundle_age import seal_bundle
     from aux_secrets.core.bundle import encode_payload
+    from aux_secrets.core.bundle_sign import sign_payload, signer_seed
 
     check_manifest_host(manifest, host.name, label)
     at = (at or datetime.now(UTC)).replace(microsecond=0)
@@ -195,7 +196,9 @@ def make_bundle(
         fingerprint_key=fingerprint_key(scheme, host.name),
         secrets=secrets,
     )
-    sealed = seal_bundle(encode_payload(payload), [host.recipient])
+    sealed = seal_bundle(
+        sign_payload(signer_seed(scheme), encode_payload(payload)), [host.recipient]
+    )
     return Bundle(host.name, serial, bundle_id, at, len(secrets), sealed)
 
 

@@ -30,6 +30,7 @@ from aux_secrets.adapters.fs import atomic_write, file_lock, read_bounded
 from aux_secrets.adapters.systemd_creds import SystemdCreds
 from aux_secrets.core.audit import AuditEvent
 from aux_secrets.core.bundle import BundlePayload, BundleSecret, decode_payload
+from aux_secrets.core.bundle_sign import open_envelope, parse_signer, signer_fingerprint
 from aux_secrets.core.fingerprint import fingerprint
 from aux_secrets.core.localstore import (
     BACKENDS,
@@ -88,6 +89,9 @@ class ActivateResult:
     changed: tuple[str, ...]
     removed: tuple[str, ...]
     credentials: tuple[Path, ...]
+    signer: bytes = b""
+    # The signer recorded before, when --trust-new-signer replaced it; else None.
+    replaced_signer: bytes | None = None
 
 
 def current_slot_at(secret: BundleSecret, at: datetime) -> bytes:
@@ -170,6 +174,14 @@ class LocalStore:
                 hint="deliver the bundle again: aux-secrets provision --host HOST",
             )
         payload_bytes = self._open(meta, blob, blob_path)
+        if meta.backend == "age":  # the kept bundle: its signed envelope, checked again
+            envelope = open_envelope(payload_bytes)
+            if meta.signer is not None and envelope.signer != meta.signer:
+                raise InputError(
+                    f"local store blob {blob_path} is not signed by the recorded bundle signer",
+                    hint="deliver the bundle again: aux-secrets provision --host HOST",
+                )
+            payload_bytes = envelope.payload
         payload = decode_payload(payload_bytes)
         check_payload_matches(payload, meta, name=f"local store blob {blob_path}")
         return payload
@@ -222,11 +234,25 @@ class LocalStore:
         *,
         manifest: Manifest | None = None,
         now: datetime | None = None,
+        trust_new_signer: bool = False,
     ) -> ActivateResult:
-        """Open ``bundle`` with the host key, refuse another host or a replay, seal it
-        into the store and commit with one rename. Nothing changes on any refusal."""
+        """Open ``bundle`` with the host key, verify its signature and signer (pinned in
+        settings.bundleSigners, else the one recorded by the first bundle), refuse another
+        host or a replay, seal it into the store and commit with one rename. Nothing
+        changes on any refusal. ``trust_new_signer`` replaces a recorded signer."""
         at = now or datetime.now(UTC).replace(microsecond=0)
-        payload_bytes = bundle_age.open_bundle(bundle, self.host_key_paths())
+        envelope = open_envelope(bundle_age.open_bundle(bundle, self.host_key_paths()))
+        pinned = [
+            parse_signer(text, f"settings.bundleSigners[{index}]")
+            for index, text in enumerate(self.settings.bundle_signers)
+        ]
+        if pinned and envelope.signer not in pinned:
+            raise PolicyError(
+                f"bundle signed by {signer_fingerprint(envelope.signer)}, "
+                "which is not in settings.bundleSigners",
+                hint="pin the vault's signer (aux-secrets signer) in aux.settings.bundleSigners",
+            )
+        payload_bytes = envelope.payload
         payload = decode_payload(payload_bytes)
         if payload.host != host:
             raise PolicyError(
@@ -236,6 +262,19 @@ class LocalStore:
         self._ensure_dir()
         with file_lock(self.store_dir / LOCK_NAME, what="local store lock"):
             old = self.active_meta()
+            replaced: bytes | None = None
+            recorded = old.signer if old is not None else None
+            if not pinned and recorded is not None and envelope.signer != recorded:
+                if not trust_new_signer:
+                    raise PolicyError(
+                        f"bundle signed by {signer_fingerprint(envelope.signer)}, but this "
+                        f"host trusts {signer_fingerprint(recorded)} (recorded from its "
+                        "first bundle)",
+                        hint="if the vault changed on purpose: aux-secrets activate "
+                        "--trust-new-signer --bundle FILE, or pin the signer in "
+                        "settings.bundleSigners",
+                    )
+                replaced = recorded
             if old is not None and payload.serial <= old.serial:
                 raise ConflictError(
                     f"bundle serial {payload.serial} is not newer than the active serial "
@@ -252,6 +291,7 @@ class LocalStore:
                 else None,
                 blob=blob_name,
                 blob_sha256=hashlib.sha256(blob).hexdigest(),
+                signer=envelope.signer,
             )
             blob_path = self.store_dir / blob_name
             atomic_write(blob_path, blob, mode=0o600)
@@ -282,6 +322,8 @@ class LocalStore:
             changed=changed,
             removed=removed,
             credentials=written,
+            signer=envelope.signer,
+            replaced_signer=replaced,
         )
 
     def _remove_stale_blobs(self, keep: str) -> None:

@@ -112,21 +112,31 @@ def activate(
         None, "--host", help="This host's name (default: the manifest's host)."
     ),
     as_json: JsonOpt = False,
+    trust_new_signer: bool = typer.Option(
+        False,
+        "--trust-new-signer",
+        help="Accept a bundle from a signer other than the recorded one and record it "
+        "(after a deliberate vault change). Pinned settings.bundleSigners still apply.",
+    ),
 ) -> None:
-    """Open a bundle with the host key and seal it into the local store.
+    """Open a bundle with the host key, check its signature, seal it into the local store.
 
-    Refuses a bundle made for another host, one whose serial is not newer than the active
-    one (replay), and a tampered one, changing nothing. Example:
+    Refuses a bundle that is unsigned or whose signature does not verify, one signed by a
+    key not in settings.bundleSigners (or, with none pinned, not the signer recorded from
+    the first bundle), one made for another host, and one whose serial is not newer than
+    the active one (replay), changing nothing. Example:
 
     \b
         aux-secrets activate --bundle /tmp/web1.age
         ssh root@web1 aux-secrets activate --bundle - < web1.age
+        aux-secrets activate --trust-new-signer --bundle /tmp/web1.age
     """
     import json
 
     from aux_secrets.adapters.fs import read_bounded
     from aux_secrets.cli import output
     from aux_secrets.core.bundle import format_instant
+    from aux_secrets.core.bundle_sign import signer_fingerprint
     from aux_secrets.errors import InputError, UsageError
 
     root_dir = resolve_root(root)
@@ -145,8 +155,14 @@ def activate(
     else:
         data = read_bounded(Path(bundle), MAX_BUNDLE_BYTES, what="bundle")
     store = open_store(parsed, root_dir)
-    result = store.activate(data, this_host, manifest=parsed)
+    result = store.activate(data, this_host, manifest=parsed, trust_new_signer=trust_new_signer)
     meta = result.meta
+    signer = signer_fingerprint(result.signer)
+    if result.replaced_signer is not None:
+        output.info(
+            f"trusting a new bundle signer {signer} "
+            f"(replaces {signer_fingerprint(result.replaced_signer)})"
+        )
     if as_json:
         report = {
             "host": meta.host,
@@ -158,12 +174,14 @@ def activate(
             "changed": list(result.changed),
             "removed": list(result.removed),
             "credentials": [str(p) for p in result.credentials],
+            "signer": signer,
         }
         output.write_stdout_bytes(json.dumps(report, indent=2).encode() + b"\n")
         return
     output.info(
         f"activated bundle {meta.bundle_id} serial {meta.serial} for {meta.host} "
-        f"(backend {meta.backend}): {len(result.changed)} changed, {len(result.removed)} removed"
+        f"(backend {meta.backend}, signed by {signer}): {len(result.changed)} changed, "
+        f"{len(result.removed)} removed"
     )
     for name in result.changed:
         output.info(f"  changed  {name}")
@@ -283,6 +301,7 @@ def status_report(manifest: Manifest | None, root: Path, at: Any) -> dict[str, A
 
     from aux_secrets.adapters.localstore import under_root
     from aux_secrets.core.bundle import OPEN_NOT_AFTER, OPEN_NOT_BEFORE, format_instant
+    from aux_secrets.core.bundle_sign import signer_fingerprint
     from aux_secrets.core.manifest import DeriveSource
 
     settings = settings_of(manifest)
@@ -341,6 +360,7 @@ def status_report(manifest: Manifest | None, root: Path, at: Any) -> dict[str, A
             "created": format_instant(meta.created),
             "host": meta.host,
             "credentialKey": meta.credential_key,
+            "signer": None if meta.signer is None else signer_fingerprint(meta.signer),
         },
         "generation": generation,
         "nextRotation": format_instant(min(upcoming)) if upcoming else None,
@@ -381,6 +401,7 @@ def status(
             f"active     serial {active['serial']}, bundle {active['bundleId']}, "
             f"created {active['created']}, host {active['host']}"
         )
+        lines.append(f"signer     {active['signer'] or 'none recorded'}")
     lines.append(f"generation {report['generation'] or 'none'}")
     lines.append(f"next       {report['nextRotation'] or 'no rotation due'}")
     for name, entry in report["secrets"].items():

@@ -16,6 +16,7 @@ Pure: bytes in, bytes out; the key and nonce are arguments.
 
 from __future__ import annotations
 
+import base64
 import re
 import struct
 from collections.abc import Mapping
@@ -160,10 +161,18 @@ class StoreMeta:
     created: datetime
     bundle_id: str
     secrets: Mapping[str, SecretMeta]
+    # The Ed25519 key that signed the active bundle (None: a store from before signing).
+    signer: bytes | None = None
 
 
 def meta_for(
-    payload: BundlePayload, *, backend: str, credential_key: str | None, blob: str, blob_sha256: str
+    payload: BundlePayload,
+    *,
+    backend: str,
+    credential_key: str | None,
+    blob: str,
+    blob_sha256: str,
+    signer: bytes | None = None,
 ) -> StoreMeta:
     """Metadata of a payload about to become active (fingerprints under its own key)."""
     secrets = {
@@ -192,6 +201,7 @@ def meta_for(
         created=payload.created,
         bundle_id=payload.bundle_id,
         secrets=secrets,
+        signer=signer,
     )
     _validate_meta(meta, "store metadata")
     return meta
@@ -216,6 +226,8 @@ def _validate_meta(meta: StoreMeta, name: str) -> None:
         raise InputError(f"{name}: $.serial: expected a whole number from 1")
     if not isinstance(meta.bundle_id, str) or not BUNDLE_ID_RE.fullmatch(meta.bundle_id):
         raise InputError(f"{name}: $.bundleId: expected 32 lowercase hex digits")
+    if meta.signer is not None and (not isinstance(meta.signer, bytes) or len(meta.signer) != 32):
+        raise InputError(f"{name}: $.signer: expected the base64 of a 32-byte ed25519 key")
     for secret, sm in meta.secrets.items():
         check_secret_name(secret, f"{name}: $.secrets")
         for slot in sm.slots:
@@ -257,6 +269,8 @@ def encode_meta(meta: StoreMeta) -> bytes:
         "serial": meta.serial,
         "version": VERSION,
     }
+    if meta.signer is not None:  # absent: no signer recorded (a store from before signing)
+        doc["signer"] = base64.b64encode(meta.signer).decode("ascii")
     return canonical_json(doc) + b"\n"
 
 
@@ -272,6 +286,18 @@ def _fields(doc: object, where: str, names: set[str]) -> dict[str, Any]:
     return doc
 
 
+def _signer(value: object, where: str) -> bytes:
+    try:
+        if not isinstance(value, str):
+            raise ValueError
+        key = base64.b64decode(value.encode("ascii"), validate=True)
+    except (ValueError, UnicodeEncodeError):
+        raise InputError(f"{where}: expected the base64 of a 32-byte ed25519 key") from None
+    if len(key) != 32 or base64.b64encode(key).decode("ascii") != value:
+        raise InputError(f"{where}: expected the base64 of a 32-byte ed25519 key")
+    return key
+
+
 def decode_meta(data: bytes, *, name: str = "store metadata") -> StoreMeta:
     doc = load_json(data, name)
     if not isinstance(doc, dict):
@@ -282,12 +308,13 @@ def decode_meta(data: bytes, *, name: str = "store metadata") -> StoreMeta:
         raise FormatVersionError(
             f"{name}: version {doc.get('version')!r} is not supported (this build reads {VERSION})"
         )
+    # ``signer`` came with signed bundles; a store.json written before has none.
     top = _fields(
-        doc,
+        {"signer": None, **doc} if "signer" not in doc else doc,
         f"{name}: $",
         {
             "format", "version", "backend", "credentialKey", "blob", "blobSha256",
-            "host", "serial", "created", "bundleId", "secrets",
+            "host", "serial", "created", "bundleId", "secrets", "signer",
         },
     )  # fmt: skip
     secrets_doc = top["secrets"]
@@ -329,6 +356,7 @@ def decode_meta(data: bytes, *, name: str = "store metadata") -> StoreMeta:
         created=parse_instant_strict(top["created"], f"{name}: $.created"),
         bundle_id=top["bundleId"],
         secrets=secrets,
+        signer=None if "signer" not in doc else _signer(doc["signer"], f"{name}: $.signer"),
     )
     _validate_meta(meta, name)
     return meta

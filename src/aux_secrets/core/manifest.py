@@ -81,6 +81,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "credentialKey": "host",
     "tpm2": {"device": None, "pcrs": "7"},
     "hostKeys": ["/etc/ssh/ssh_host_ed25519_key"],
+    "bundleSigners": [],
     "keepGenerations": 5,
     "group": "keys",
     "systemctl": ["systemctl"],
@@ -106,6 +107,9 @@ class Settings:
     credential_key: str = "host"
     tpm2: Tpm2Settings = Tpm2Settings()
     host_keys: tuple[str, ...] = ("/etc/ssh/ssh_host_ed25519_key",)
+    # Bundle signers this host accepts (ssh-ed25519 lines or base64 keys); empty: the
+    # first bundle's signer is recorded and required from then on.
+    bundle_signers: tuple[str, ...] = ()
     keep_generations: int = 5
     group: str = "keys"
     systemctl: tuple[str, ...] = ("systemctl",)
@@ -265,6 +269,7 @@ def manifest_to_dict(manifest: Manifest) -> dict[str, Any]:
             "credentialKey": s.credential_key,
             "tpm2": {"device": s.tpm2.device, "pcrs": s.tpm2.pcrs},
             "hostKeys": list(s.host_keys),
+            "bundleSigners": list(s.bundle_signers),
             "keepGenerations": s.keep_generations,
             "group": s.group,
             "systemctl": list(s.systemctl),

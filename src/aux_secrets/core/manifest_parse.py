@@ -136,6 +136,18 @@ class _Parser:
             )
         return text
 
+    def signer(self, value: object, where: tuple[str, ...]) -> str:
+        from aux_secrets.core.bundle_sign import parse_signer
+
+        text = self.string(value, where)
+        try:
+            parse_signer(text)
+        except InputError:
+            raise self.fail(
+                where, "expected 'ssh-ed25519 AAAA...' or the base64 of a 32-byte ed25519 key"
+            ) from None
+        return text
+
     def mode(self, value: object, where: tuple[str, ...]) -> str:
         return self.pattern(value, where, MODE_RE, 'a mode of four octal digits like "0400"')
 
@@ -214,6 +226,7 @@ class _Parser:
             credential_key=self.choice(doc["credentialKey"], at("credentialKey"), CREDENTIAL_KEYS),
             tpm2=tpm2,
             host_keys=self.strings(doc["hostKeys"], at("hostKeys"), self.path),
+            bundle_signers=self.strings(doc["bundleSigners"], at("bundleSigners"), self.signer),
             keep_generations=self.integer(doc["keepGenerations"], at("keepGenerations"), 1, 1000),
             group=self.account(doc["group"], at("group")),
             systemctl=self.strings(doc["systemctl"], at("systemctl"), self.string),
