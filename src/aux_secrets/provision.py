@@ -174,7 +174,8 @@ def make_bundle(
     at: datetime | None = None,
     label: str = "manifest",
 ) -> Bundle:
-    """Resolve, stamp with a serial that only grows (recorded in the vault), and seal."""
+    """Resolve, stamp with a serial that only grows (recorded in the vault), sign with
+    the vault's bundle signer (docs/spec/bundle.md section 2), and seal to the host."""
     from aux_secrets.adapters.bundle_age import seal_bundle
     from aux_secrets.core.bundle import encode_payload
     from aux_secrets.core.bundle_sign import sign_payload, signer_seed
