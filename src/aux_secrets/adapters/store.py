@@ -248,9 +248,7 @@ class StoreDir:
         """No group directory between the store and a secret's file may be a link."""
         while directory != self.root:
             if directory.is_symlink():
-                raise InputError(
-                    f"store secret {name}: {directory} is a symbolic link; refused"
-                )
+                raise InputError(f"store secret {name}: {directory} is a symbolic link; refused")
             directory = directory.parent
 
     def _make_dirs(self, directory: Path) -> None:
