@@ -177,6 +177,25 @@ class Demo:
                 f"    {kind}{stat.S_IMODE(info.st_mode):04o} {owner:>8} {group:>8}  /{rel}{target}"
             )
 
+    def local_host(self) -> tuple[str, ...]:
+        """The options that provision or verify web1 on this machine, into the temp root."""
+        return (
+            "--host",
+            "web1",
+            "--manifest",
+            str(self.manifest),
+            "--local",
+            "--root",
+            str(self.root),
+        )
+
+    def show_masked(self, relative: str, separator: str) -> None:
+        """Print an installed file with every value after ``separator`` masked."""
+        print(f"$ cat {self.root.name}/{relative}  (values masked here)")
+        for line in (self.root / relative).read_text().splitlines():
+            key, sep, _ = line.partition(separator)
+            print(f"    {key}{sep}{'********' if sep else ''}")
+
     def show_systemctl(self) -> None:
         calls = self.systemctl_log.read_text() if self.systemctl_log.exists() else ""
         print("    systemctl calls: " + ("; ".join(calls.splitlines()) or "none"))
@@ -223,53 +242,19 @@ class Demo:
         self.run("render", "--manifest", str(self.manifest))
 
         self.step("6. Provision: bundle to the host key, activate, install (into a temp root)")
-        self.run(
-            "provision",
-            "--host",
-            "web1",
-            "--manifest",
-            str(self.manifest),
-            "--local",
-            "--root",
-            str(self.root),
-        )
+        self.run("provision", *self.local_host())
         self.show_systemctl()
         self.show_tree()
-        print(f"$ cat {self.root.name}/etc/talos/config.yaml  (values masked here)")
-        config = (self.root / "etc/talos/config.yaml").read_text()
-        for line in config.splitlines():
-            key, sep, _ = line.partition(": ")
-            print(f"    {key}{sep}{'********' if sep else ''}")
+        self.show_masked("etc/talos/config.yaml", ": ")
 
         self.step("7. Drift check: the host proves what it holds by keyed fingerprints")
-        self.run(
-            "verify",
-            "--host",
-            "web1",
-            "--manifest",
-            str(self.manifest),
-            "--local",
-            "--root",
-            str(self.root),
-        )
+        self.run("verify", *self.local_host())
 
         self.step("8. Rotate the token: the old value stays as 'retired'; only its unit restarts")
         self.run("store", "set", "github/deploy-token", stdin=ROTATED_TOKEN)
-        self.run(
-            "provision",
-            "--host",
-            "web1",
-            "--manifest",
-            str(self.manifest),
-            "--local",
-            "--root",
-            str(self.root),
-        )
+        self.run("provision", *self.local_host())
         self.show_systemctl()
-        print(f"$ cat {self.root.name}/run/aux-secrets/github-token  (values masked here)")
-        for line in (self.root / "run/aux-secrets/github-token").read_text().splitlines():
-            key, sep, _ = line.partition("=")
-            print(f"    {key}{sep}{'********' if sep else ''}")
+        self.show_masked("run/aux-secrets/github-token", "=")
 
         self.step("9. The host's side: status and the hash-chained audit log")
         self.run("status", "--root", str(self.root), "--manifest", str(self.manifest))
