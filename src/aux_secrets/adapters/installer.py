@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from aux_secrets.adapters.fs import atomic_write, file_lock, fsync_dir
+from aux_secrets.adapters.fs import atomic_write, file_lock, fsync_dir, write_all_and_sync
 from aux_secrets.core.audit import AuditEvent
 from aux_secrets.core.bundle import BundlePayload
 from aux_secrets.core.fingerprint import fingerprint
@@ -327,10 +327,7 @@ def _write_file(path: str | Path, data: bytes, uid: int, gid: int, mode: int) ->
     try:
         os.fchown(fd, uid, gid)
         os.fchmod(fd, mode)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
+        write_all_and_sync(fd, data)
     finally:
         os.close(fd)
 

@@ -16,7 +16,13 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Protocol
 
-from aux_secrets.adapters.fs import atomic_write, file_lock, fsync_dir, read_bounded
+from aux_secrets.adapters.fs import (
+    atomic_write,
+    file_lock,
+    fsync_dir,
+    read_bounded,
+    write_all_and_sync,
+)
 from aux_secrets.core import storefile as sf
 from aux_secrets.core.keystream import Scheme
 from aux_secrets.errors import (
@@ -496,10 +502,7 @@ def _write_new(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
         os.fchmod(fd, 0o600)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
+        write_all_and_sync(fd, data)
     finally:
         os.close(fd)
 
