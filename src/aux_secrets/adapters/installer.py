@@ -102,11 +102,10 @@ class TreeResult:
     warnings: tuple[str, ...] = ()
 
 
-class UnitRequester:
+class UnitRequester(Protocol):
     """Something that asks systemd to restart or reload units (see adapters/systemctl.py)."""
 
-    def request(self, verb: str, units: Sequence[str]) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
+    def request(self, verb: str, units: Sequence[str]) -> None: ...
 
 
 # --------------------------------------------------------------------------- paths

@@ -16,7 +16,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from aux_secrets.adapters.installer import UnitRequester, make_dirs, rooted
+from aux_secrets.adapters.installer import make_dirs, rooted
 from aux_secrets.errors import ConflictError, ExternalError, UsageError
 
 VERBS = ("try-restart", "try-reload-or-restart")
@@ -24,7 +24,7 @@ RESTART_LIST = "/run/nixos/activation-restart-list"
 RELOAD_LIST = "/run/nixos/activation-reload-list"
 
 
-class Systemctl(UnitRequester):
+class Systemctl:
     def __init__(self, argv: Sequence[str], *, timeout: float = 300) -> None:
         if not argv:
             raise UsageError("the systemctl command is empty")
@@ -62,7 +62,7 @@ class Systemctl(UnitRequester):
             )
 
 
-class ActivationLists(UnitRequester):
+class ActivationLists:
     """Append units to NixOS switch-to-configuration's restart and reload lists."""
 
     def __init__(self, root: Path) -> None:
