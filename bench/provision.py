@@ -67,9 +67,9 @@ def big_manifest(host: str, count: int, systemctl: str) -> bytes:
 
 
 def bench_bundle(work: Path, server_key: Path, host_pub: str, count: int) -> dict[str, float]:
-    from aux_secrets import provision
     from aux_secrets.adapters.hosts import HostDir
     from aux_secrets.adapters.vault import Vault as VaultDir
+    from aux_secrets.workflows import provision
 
     vault = make_vault(work)
     host = make_host_root(work, "big", server_key)

@@ -164,8 +164,8 @@ def test_rebuild_stops_before_switch_when_build_fails(tmp_path: Path) -> None:
 
 
 def test_provision_local_function_for_the_demo(tmp_path: Path, sshd: Sshd) -> None:
-    from aux_secrets import provision
     from aux_secrets.adapters.vault import Vault
+    from aux_secrets.workflows import provision
 
     vault_dir = make_vault(tmp_path)
     host = make_host_root(tmp_path, "demo", sshd.host_key)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from aux_secrets import provision
 from aux_secrets.adapters.hosts import Host
 from aux_secrets.errors import ExternalError, UsageError
+from aux_secrets.workflows import provision
 
 ED_PUB = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
 
@@ -192,7 +192,7 @@ def test_parse_status_shapes_and_garbage() -> None:
 
 
 def test_rebuild_plan_and_named_activate() -> None:
-    from aux_secrets.cli.provision import rebuild_plan
+    from aux_secrets.cli.rebuild import rebuild_plan
 
     assert rebuild_plan(["boot", "--flake", ".#web1", "--target-host", "root@h"]) == (
         "boot",

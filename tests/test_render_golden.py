@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from aux_secrets import resolve
 from aux_secrets.core.auxv1 import AuxV1
 from aux_secrets.core.manifest import Manifest, parse_manifest
 from aux_secrets.core.render import SecretValues, render_secret
 from aux_secrets.core.rotation import OPEN_NOT_AFTER, OPEN_NOT_BEFORE, format_instant, parse_instant
 from aux_secrets.core.template import render_template
 from aux_secrets.errors import InputError, NotFoundError
+from aux_secrets.workflows import resolve
 from tests.helpers import VECTORS
 from tests.test_render import sh_env, yaml_load_all
 

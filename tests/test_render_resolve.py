@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from aux_secrets import resolve
 from aux_secrets.core.auxv1 import AuxV1
 from aux_secrets.core.derive import DeriveRequest, derive
 from aux_secrets.core.manifest import Manifest, parse_manifest
 from aux_secrets.core.rotation import OPEN_NOT_AFTER, OPEN_NOT_BEFORE, parse_instant
 from aux_secrets.errors import NotFoundError, UsageError
+from aux_secrets.workflows import resolve
 from tests.helpers import cli
 
 SCHEME = AuxV1(bytes(range(32)))

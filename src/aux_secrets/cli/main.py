@@ -34,7 +34,12 @@ COMMAND_MODULES = (
     "aux_secrets.cli.render",
     "aux_secrets.cli.manifest",
     "aux_secrets.cli.hostside",
+    "aux_secrets.cli.hosts",
+    "aux_secrets.cli.bundle",
     "aux_secrets.cli.provision",
+    "aux_secrets.cli.verify",
+    "aux_secrets.cli.signer",
+    "aux_secrets.cli.rebuild",
 )
 
 APP_SETTINGS: dict[str, Any] = {

@@ -98,8 +98,8 @@ def _manifest_for(manifest: Path | None, host: str | None, vault_root: Path) -> 
         return loaded
     if host is None:
         raise UsageError("render needs --manifest FILE or --host NAME")
-    from aux_secrets import provision
     from aux_secrets.adapters.hosts import HostDir
+    from aux_secrets.workflows import provision
 
     entry = HostDir(vault_root / "hosts").read(host)  # the vault's hosts_dir
     source = provision.manifest_for_host(entry, vault_root)
@@ -159,11 +159,11 @@ def render_command(
 def _render_all(
     manifest: Manifest, vault: Vault, scheme: Scheme, at: datetime, reveal: bool
 ) -> int:
-    from aux_secrets import resolve
     from aux_secrets.core.render import render_secret
     from aux_secrets.core.rotation import format_instant
     from aux_secrets.core.template import referenced, render_template
     from aux_secrets.errors import AuxError
+    from aux_secrets.workflows import resolve
 
     print(f"# host {manifest.host} at {format_instant(at)}" + ("" if reveal else " (masked)"))
     try:

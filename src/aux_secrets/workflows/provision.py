@@ -3,7 +3,7 @@
 The operator's side of the data flow in docs/spec/provision.md:
 
 - :func:`make_bundle` resolves what a manifest asks for (through
-  :mod:`aux_secrets.resolve`), stamps host, serial, time, bundle id and the
+  :mod:`aux_secrets.workflows.resolve`), stamps host, serial, time, bundle id and the
   host's fingerprint key, and seals it to the host's recipient;
 - :func:`deliver` streams that file to ``aux-secrets activate --bundle -`` and
   then ``aux-secrets install`` on the host, over ssh or as a local process;
@@ -130,7 +130,7 @@ def resolve_secrets(
     vault: Vault, scheme: Scheme, manifest: Manifest, at: datetime
 ) -> dict[str, BundleSecret]:
     """Every secret the manifest names, with its slots, as bundle entries."""
-    from aux_secrets.resolve import bundle_secrets
+    from aux_secrets.workflows.resolve import bundle_secrets
 
     return bundle_secrets(vault, scheme, manifest, at)
 

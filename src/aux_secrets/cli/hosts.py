@@ -1,0 +1,178 @@
+"""`host`: the hosts in the vault, their keys and how to reach them."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+from aux_secrets.cli import fleet, output
+from aux_secrets.errors import UsageError
+
+host_app = typer.Typer(
+    help="Hosts in the vault: their keys and how to reach them.\n\n"
+    "Example:\n\n"
+    "    aux-secrets host keyscan web1 10.0.0.5\n\n"
+    "    aux-secrets host add web1 --ssh-host-key 'ssh-ed25519 AAAA...' --target root@10.0.0.5",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+
+HOST_ADD_HELP = """Add a host: its recipient and how to reach it.
+
+The recipient is the host's ssh-ed25519 host key (bundles then open with
+/etc/ssh/ssh_host_ed25519_key) or an age1 X25519 recipient.
+
+Example:
+
+  aux-secrets host add web1 --ssh-host-key "$(cat web1_host_ed25519_key.pub)" --target root@10.0.0.5
+"""
+
+
+@host_app.command("add", help=HOST_ADD_HELP)
+def host_add(
+    name: str = typer.Argument(..., metavar="NAME"),
+    ssh_host_key: str | None = typer.Option(
+        None, "--ssh-host-key", metavar="KEY", help="'ssh-ed25519 AAAA...' host public key."
+    ),
+    age: str | None = typer.Option(None, "--age", metavar="AGE1", help="age1 X25519 recipient."),
+    target: str | None = typer.Option(None, "--target", metavar="USER@ADDR", help="ssh target."),
+    ssh_option: list[str] = fleet.SSH_OPTION_OPT,
+    remote_command: str | None = fleet.REMOTE_COMMAND_OPT,
+    remote_root: str | None = typer.Option(
+        None, "--remote-root", metavar="DIR", help="Always pass --root DIR to the host side."
+    ),
+    remote_manifest: str | None = fleet.REMOTE_MANIFEST_OPT,
+    manifest: str | None = typer.Option(
+        None, "--manifest", metavar="FILE", help="Manifest for 'provision --all' (vault-relative)."
+    ),
+    system: str | None = typer.Option(
+        None, "--system", metavar="PATH", help="Built system for 'provision --all'."
+    ),
+    flake: str | None = typer.Option(
+        None, "--flake", metavar="REF#NAME", help="Flake configuration for 'provision --all'."
+    ),
+    use_sudo: bool = typer.Option(False, "--use-sudo", help="Reach root through 'sudo -n'."),
+    replace_existing: bool = typer.Option(False, "--replace", help="Replace an existing entry."),
+    vault: Path | None = fleet.VAULT_OPT,
+) -> None:
+    from aux_secrets.adapters.hosts import Host, check_host_name, options_list, parse_recipient
+
+    check_host_name(name)
+    if (ssh_host_key is None) == (age is None):
+        raise UsageError("pass exactly one of --ssh-host-key and --age")
+    recipient = parse_recipient(ssh_host_key if ssh_host_key is not None else str(age))
+    host = Host(
+        name=name,
+        recipient=recipient,
+        target=target,
+        ssh_options=options_list(ssh_option),
+        remote_command=remote_command or "aux-secrets",
+        remote_root=remote_root,
+        remote_manifest=remote_manifest,
+        use_sudo=use_sudo,
+        manifest=manifest,
+        flake=flake,
+        system=system,
+    )
+    hosts = fleet.host_dir(vault)
+    if replace_existing and hosts.exists(name):
+        host = Host(**{**host.__dict__, "last_serial": hosts.read(name).last_serial})
+    hosts.add(host, replace_existing=replace_existing)
+    output.info(f"added host {name} ({host.recipient_kind} {host.fingerprint})")
+
+
+@host_app.command(
+    "list",
+    help="List the hosts in the vault.\n\nExample:\n\n  aux-secrets host list --json",
+)
+def host_list(
+    as_json: bool = typer.Option(False, "--json", help="One JSON document."),
+    vault: Path | None = fleet.VAULT_OPT,
+) -> None:
+    hosts = fleet.host_dir(vault).all()
+    if as_json:
+        doc = {
+            h.name: {
+                "recipient": h.recipient,
+                "fingerprint": h.fingerprint,
+                "target": h.target,
+                "lastSerial": h.last_serial,
+            }
+            for h in hosts
+        }
+        print(json.dumps(doc, indent=2, sort_keys=True))
+        return
+    for h in hosts:
+        print(f"{h.name}\t{h.recipient_kind}\t{h.fingerprint}\t{h.target or '-'}")
+
+
+@host_app.command(
+    "rm", help="Remove a host from the vault.\n\nExample:\n\n  aux-secrets host rm web1"
+)
+def host_rm(
+    name: str = typer.Argument(..., metavar="NAME"),
+    vault: Path | None = fleet.VAULT_OPT,
+) -> None:
+    fleet.host_dir(vault).remove(name)
+    output.info(f"removed host {name}")
+
+
+KEYSCAN_HELP = """Read a host's ssh-ed25519 key with ssh-keyscan and add it after you confirm.
+
+Compare the fingerprint shown with 'ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub'
+run on the host itself (or its console) before you answer yes.
+
+Example:
+
+  aux-secrets host keyscan web1 10.0.0.5
+"""
+
+
+@host_app.command("keyscan", help=KEYSCAN_HELP)
+def host_keyscan(
+    name: str = typer.Argument(..., metavar="NAME"),
+    address: str = typer.Argument(..., metavar="ADDR"),
+    port: int | None = typer.Option(None, "--port", "-p", help="ssh port (default 22)."),
+    target: str | None = typer.Option(
+        None, "--target", metavar="USER@ADDR", help="ssh target to store (default root@ADDR)."
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Store without asking (scripts)."),
+    replace_existing: bool = typer.Option(False, "--replace", help="Replace an existing entry."),
+    vault: Path | None = fleet.VAULT_OPT,
+) -> None:
+    from aux_secrets.adapters.hosts import Host, check_host_name, keyscan, recipient_fingerprint
+
+    check_host_name(name)
+    hosts = fleet.host_dir(vault)
+    if hosts.exists(name) and not replace_existing:
+        from aux_secrets.errors import ConflictError
+
+        raise ConflictError(f"host {name} is already in the vault", hint="pass --replace")
+    keys = keyscan(address, port=port)
+    key = keys[0]
+    print(f"{address}: ssh-ed25519 {recipient_fingerprint(key)}")
+    if len(keys) > 1:
+        raise UsageError(f"{address} offered {len(keys)} different ed25519 keys; add one by hand")
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(
+                "refusing to store an unconfirmed key without a terminal", hint="pass --yes"
+            )
+        if not typer.confirm("Is this the host's key?", default=False):
+            raise typer.Exit(1)
+    host = Host(
+        name=name,
+        recipient=key,
+        target=target or f"root@{address}",
+        ssh_options=(f"Port={port}",) if port is not None else (),
+    )
+    hosts.add(host, replace_existing=replace_existing)
+    output.info(f"added host {name}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(host_app, name="host")
