@@ -371,10 +371,21 @@ def test_nothing_activated_yet(tmp_path: Path) -> None:
     manifest.write_text(json.dumps({"version": 1, "host": HOST, "secrets": {}}))
     root = tmp_path / "root"
     root.mkdir()
-    result = cli("install", "--root", root, "--manifest", manifest)
-    assert_one_line_error(result, "no bundle has been activated")
-    assert "hint: " in result.stderr.decode()
-    assert list(root.iterdir()) == []
+    for extra in ([], ["--for-users"], ["--dry-run"], ["--activation-lists"]):
+        result = cli("install", "--root", root, "--manifest", manifest, *extra)
+        # Its own exit status: the NixOS units accept it, and fail on every other error.
+        assert result.returncode == 75, result
+        assert_one_line_error(result, f"no bundle has been delivered to host {HOST} yet")
+        assert f"hint: aux-secrets provision --host {HOST}" in result.stderr.decode()
+        assert list(root.iterdir()) == []
+
+
+def test_a_broken_store_is_not_the_no_bundle_status(host: Host) -> None:
+    host.deliver(dict(SECRETS))
+    meta = host.root / "var/lib/aux-secrets/store.json"
+    meta.write_bytes(meta.read_bytes()[:10])
+    result = cli("install", "--root", host.root, "--manifest", host.manifest)
+    assert result.returncode == 1, result
 
 
 def test_garbage_manifest_is_one_line(tmp_path: Path) -> None:

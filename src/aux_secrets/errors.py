@@ -43,6 +43,15 @@ class NotFoundError(AuxError):
     """A named thing (secret, host, vault, file) does not exist."""
 
 
+class NotDeliveredError(NotFoundError):
+    """The host's local store is empty: no bundle has been delivered yet.
+
+    Its own exit status, so boot and switch units can treat a host that was never
+    provisioned as a loud but non-fatal state, and every other failure as fatal."""
+
+    exit_code = 75  # EX_TEMPFAIL: nothing is wrong that provisioning will not fix
+
+
 class ConflictError(AuxError):
     """The action would overwrite, replay or race something it must not."""
 

@@ -220,7 +220,9 @@ def install(
 
     Writes generationsDir/N+1, swaps runtimeDir to it atomically, and asks systemd to
     try-restart / try-reload-or-restart the units of exactly the files that changed.
-    Prints the next rotation boundary as 'next rotation: ...' for a timer. Example:
+    Prints the next rotation boundary as 'next rotation: ...' for a timer. Exits 75
+    (and installs nothing) when no bundle has been delivered to the host yet, 1 for any
+    other failure: the NixOS units accept 75 and fail on the rest. Example:
 
     \b
         aux-secrets install
@@ -234,16 +236,22 @@ def install(
     from aux_secrets.adapters.systemctl import ActivationLists, Systemctl
     from aux_secrets.cli import output
     from aux_secrets.core.rotation import parse_instant
-    from aux_secrets.errors import NotFoundError
+    from aux_secrets.errors import NotDeliveredError, NotFoundError
 
     root_dir = resolve_root(root)
     parsed = load_manifest(manifest, root_dir)
     assert parsed is not None  # required=True
+    store = open_store(parsed, root_dir)
+    if store.active_meta() is None:
+        raise NotDeliveredError(
+            f"no bundle has been delivered to host {parsed.host} yet "
+            f"(nothing activated in {store.store_dir}): nothing installed",
+            hint=f"aux-secrets provision --host {parsed.host}",
+        )
     when = parse_instant(at) if at is not None else datetime.now(UTC)
     requester = (
         ActivationLists(root_dir) if activation_lists else Systemctl(parsed.settings.systemctl)
     )
-    store = open_store(parsed, root_dir)
     report = run_install(
         parsed,
         store,
