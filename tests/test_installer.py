@@ -12,8 +12,17 @@ from typing import Any
 
 import pytest
 
-from aux_secrets.adapters import installer
-from aux_secrets.adapters.installer import FileToWrite, Tree, active_generation, install_tree
+from aux_secrets.adapters.installer import (
+    FileToWrite,
+    Tree,
+    generation,
+    install_tree,
+    layout,
+    restarts,
+    safepath,
+    swap,
+)
+from aux_secrets.adapters.installer.swap import active_generation
 from aux_secrets.errors import ConflictError, InputError
 
 TREE = Tree(
@@ -203,9 +212,9 @@ def test_reserved_name_in_runtime_dir_refused(tmp_path: Path) -> None:
 
 def test_missing_owner_named() -> None:
     with pytest.raises(InputError, match="owner 'no-such-user-aux'"):
-        installer.resolve_owner("secret:db", "no-such-user-aux", "root")
+        layout.resolve_owner("secret:db", "no-such-user-aux", "root")
     with pytest.raises(InputError, match="group 'no-such-group-aux'"):
-        installer.resolve_owner("secret:db", "root", "no-such-group-aux")
+        layout.resolve_owner("secret:db", "root", "no-such-group-aux")
 
 
 def test_missing_generations_group_falls_back_to_root(tmp_path: Path) -> None:
@@ -219,7 +228,7 @@ def test_crash_while_writing_leaves_old_generation_and_is_cleaned(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     install_tree(TREE, [f("a", b"old"), f("b", b"old")], root=tmp_path)
-    real = installer._write_file
+    real = safepath.write_file
     calls = {"n": 0}
 
     def dying(*args: object, **kwargs: object) -> None:
@@ -228,10 +237,10 @@ def test_crash_while_writing_leaves_old_generation_and_is_cleaned(
             raise KeyboardInterrupt  # stands for the process dying mid-generation
         real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(installer, "_write_file", dying)
+    monkeypatch.setattr(safepath, "write_file", dying)
     with pytest.raises(KeyboardInterrupt):
         install_tree(TREE, [f("a", b"new"), f("b", b"new")], root=tmp_path)
-    monkeypatch.setattr(installer, "_write_file", real)
+    monkeypatch.setattr(safepath, "write_file", real)
     assert ".2.tmp" in gens(tmp_path)
     assert (tmp_path / "run/aux-secrets/a").read_bytes() == b"old"
     assert (tmp_path / "run/aux-secrets/b").read_bytes() == b"old"
@@ -246,7 +255,7 @@ def test_crash_between_rename_and_swap(tmp_path: Path, monkeypatch: pytest.Monke
     def dying(*_: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(installer, "_replace_symlink", dying)
+    monkeypatch.setattr(safepath, "replace_symlink", dying)
     with pytest.raises(KeyboardInterrupt):
         install_tree(TREE, [f("a", b"new", restart=("a.service",))], root=tmp_path)
     monkeypatch.undo()
@@ -319,7 +328,7 @@ def test_concurrent_runs_are_serialised(tmp_path: Path) -> None:
     assert gens(tmp_path) == [".lock", "4", "5", "6"]
     assert (tmp_path / "run/aux-secrets/b").read_bytes() == b"same"
     for n in ("4", "5", "6"):
-        meta = tmp_path / "run/aux-secrets.d" / n / installer.META_NAME
+        meta = tmp_path / "run/aux-secrets.d" / n / layout.META_NAME
         assert meta.exists()
 
 
@@ -339,7 +348,7 @@ def test_unreadable_previous_metadata_counts_everything_as_appeared(
     tmp_path: Path, meta: bytes
 ) -> None:
     install_tree(TREE, [f("a", b"1", restart=("a.service",))], root=tmp_path)
-    meta_path = tmp_path / "run/aux-secrets.d/1" / installer.META_NAME
+    meta_path = tmp_path / "run/aux-secrets.d/1" / layout.META_NAME
     meta_path.chmod(0o600)
     meta_path.write_bytes(meta)
     # When in doubt, restart: a broken record of the old generation never hides a change.
@@ -375,8 +384,8 @@ CRASH_POINTS = ["first-file", "middle-file", "rename", "swap", "swap-done", "pru
 def _die_at(point: str, root: str, content: bytes) -> None:
     """Child process: install and die (os._exit, no cleanup) at ``point``."""
     counter = {"files": 0}
-    real_write, real_replace = installer._write_file, installer._replace_symlink
-    real_prune, real_rename = installer._prune, os.rename
+    real_write, real_replace = safepath.write_file, safepath.replace_symlink
+    real_prune, real_rename = swap.prune, os.rename
 
     def write(*args: Any) -> None:
         counter["files"] += 1
@@ -403,10 +412,10 @@ def _die_at(point: str, root: str, content: bytes) -> None:
             os._exit(9)
         return real_prune(*args)
 
-    installer._write_file = write  # type: ignore[assignment]
-    installer._replace_symlink = replace  # type: ignore[assignment]
-    installer._prune = prune  # type: ignore[assignment]
-    installer.os.rename = rename  # type: ignore[assignment]
+    safepath.write_file = write  # type: ignore[assignment]
+    safepath.replace_symlink = replace  # type: ignore[assignment]
+    swap.prune = prune  # type: ignore[assignment]
+    os.rename = rename  # type: ignore[assignment]
     install_tree(TREE, crash_files(content), root=Path(root))
     os._exit(0)
 
@@ -424,7 +433,7 @@ def assert_complete(root: Path, expected: bytes) -> None:
     link = root / "run/aux-secrets"
     gen = active_generation(root, TREE)
     assert gen is not None
-    held = installer.read_generation(root / "run/aux-secrets.d" / str(gen))
+    held = generation.read(root / "run/aux-secrets.d" / str(gen))
     assert sorted(held) == ["secret:a", "secret:c", "secret:d", "secret:dir/b"]
     assert {content for _, content in held.values()} == {expected}
     assert (link / "a").read_bytes() == expected
@@ -450,7 +459,7 @@ def test_crash_at_any_point_leaves_a_complete_generation(tmp_path: Path, point: 
     # Changed since the live generation, or live but its restart never confirmed: asked.
     assert result.plan.try_restart == ("a.service",)
     assert (tmp_path / "etc/custom").read_bytes() == b"new"
-    assert installer.PENDING_NAME not in gens(tmp_path)
+    assert restarts.PENDING_NAME not in gens(tmp_path)
     assert install_tree(TREE, crash_files(b"new"), root=tmp_path).plan.try_restart == ()
 
 
@@ -473,7 +482,7 @@ def test_failed_unit_request_is_retried_by_next_run(tmp_path: Path) -> None:
 @pytest.mark.parametrize("record", [b"", b"{", b"[]", b'{"tryRestart": [1]}', b"\xff"])
 def test_broken_pending_record_is_ignored(tmp_path: Path, record: bytes) -> None:
     install_tree(TREE, [f("a", b"1", restart=("a.service",))], root=tmp_path)
-    (tmp_path / "run/aux-secrets.d" / installer.PENDING_NAME).write_bytes(record)
+    (tmp_path / "run/aux-secrets.d" / restarts.PENDING_NAME).write_bytes(record)
     result = install_tree(TREE, [f("a", b"1", restart=("a.service",))], root=tmp_path)
     assert result.plan.try_restart == ()
-    assert installer.PENDING_NAME not in gens(tmp_path)
+    assert restarts.PENDING_NAME not in gens(tmp_path)

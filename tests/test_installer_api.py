@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from aux_secrets.adapters import installer
-from aux_secrets.adapters.installer import install, report_json, report_lines, trees
+from aux_secrets.adapters.installer import install, layout, report_json, report_lines, trees
 from aux_secrets.core.audit import AuditEvent
 from aux_secrets.core.bundle import (
     OPEN_NOT_AFTER,
@@ -198,6 +197,6 @@ def test_golden_manifests_render_and_place(name: str) -> None:
         tree = trees(m.settings)[1 if for_users else 0]
         locations = set()
         for f in desired.files:
-            installer.check_path(tree, f.key, f.path)
-            locations.add(installer.location_of(tree, f.key, f.path)[0])
+            layout.check_path(tree, f.key, f.path)
+            locations.add(layout.location_of(tree, f.key, f.path)[0])
         assert len(locations) == len(desired.files)

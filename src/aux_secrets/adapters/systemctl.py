@@ -16,7 +16,8 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from aux_secrets.adapters.installer import make_dirs, rooted
+from aux_secrets.adapters.installer.layout import rooted
+from aux_secrets.adapters.installer.safepath import make_dirs
 from aux_secrets.errors import ConflictError, ExternalError, UsageError
 
 VERBS = ("try-restart", "try-reload-or-restart")

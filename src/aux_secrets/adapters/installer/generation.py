@@ -1,0 +1,141 @@
+"""One generation on disk: writing ``.N.tmp`` and publishing it as ``N``; reading one back.
+
+A generation is a directory of files (owners and modes from the manifest) plus
+``.generation.json``, the list of what it holds (never a value). It is written complete
+under a temporary name and renamed into place only when every file is durable
+(docs/spec/installer.md, steps 4 and 5).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from aux_secrets.adapters.fs import fsync_dir
+from aux_secrets.adapters.installer import safepath
+from aux_secrets.adapters.installer.layout import (
+    GENERATION_RE,
+    MAX_FILE_BYTES,
+    MAX_META_BYTES,
+    META_NAME,
+    META_VERSION,
+    TEMP_RE,
+    FileToWrite,
+    Locations,
+)
+from aux_secrets.errors import ExternalError
+
+
+def numbers(gens: Path) -> list[int]:
+    """The generation numbers present in ``gens``, ascending."""
+    if not gens.is_dir():
+        return []
+    return sorted(int(p) for p in os.listdir(gens) if GENERATION_RE.fullmatch(p))
+
+
+def write(tmp: Path, files: Sequence[FileToWrite], locations: Locations, gid: int) -> None:
+    """Write every file and the record into the new directory ``tmp``, then fsync it all."""
+    # Plain strings, not Path objects: this loop runs once per file (thousands).
+    base = str(tmp)
+    safepath.mkdir_owned(base, gid)
+    made = [base]
+    seen: set[str] = {""}
+    items: dict[str, object] = {}
+    for f in files:
+        location, linked = locations[f.key]
+        parent = location.rpartition("/")[0]
+        if parent not in seen:
+            parts = parent.split("/")
+            for i in range(1, len(parts) + 1):
+                sub = "/".join(parts[:i])
+                if sub not in seen:
+                    safepath.mkdir_owned(f"{base}/{sub}", gid)
+                    made.append(f"{base}/{sub}")
+                    seen.add(sub)
+        safepath.write_file(f"{base}/{location}", f.content, f.uid, f.gid, f.mode)
+        items[f.key] = {"location": location, "link": f.path if linked else None}
+    meta = json.dumps({"version": META_VERSION, "items": items}, sort_keys=True)
+    safepath.write_file(f"{base}/{META_NAME}", meta.encode() + b"\n", 0, 0, 0o400)
+    for d in sorted(made, key=lambda p: p.count("/"), reverse=True):
+        fsync_dir(Path(d))
+
+
+def publish(
+    gens: Path,
+    number: int,
+    files: Sequence[FileToWrite],
+    locations: Locations,
+    gid: int,
+    *,
+    still: str,
+) -> None:
+    """Write generation ``number`` as ``.N.tmp`` and rename it to ``N``, durably.
+
+    On failure ``.N.tmp`` is removed; a full disk is an ExternalError ending in ``still``
+    (what the runtime link still points to).
+    """
+    tmp = gens / f".{number}.tmp"
+    try:
+        write(tmp, files, locations, gid)
+        os.rename(tmp, gens / str(number))
+        fsync_dir(gens)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if safepath.no_space(exc):
+            raise ExternalError(
+                f"no space left on the device of {gens} while writing generation {number}; {still}",
+                hint=f"free space on the file system of {gens}, then install again",
+            ) from None
+        raise
+
+
+def clean_leftovers(gens: Path) -> list[str]:
+    """Remove the ``.N.tmp`` directories of runs that died while writing."""
+    removed = []
+    for name in os.listdir(gens):
+        if TEMP_RE.fullmatch(name):
+            shutil.rmtree(gens / name)
+            removed.append(name)
+    return removed
+
+
+def _items(gen_dir: Path) -> dict[str, object]:
+    raw = safepath.read_nofollow(gen_dir / META_NAME, MAX_META_BYTES)
+    if raw is None:
+        return {}
+    try:
+        meta = json.loads(raw)
+        items = meta["items"] if meta.get("version") == META_VERSION else {}
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return {}
+    return items if isinstance(items, dict) else {}
+
+
+def read(gen_dir: Path) -> dict[str, tuple[str, bytes]]:
+    """What a generation holds: key -> (location, content). Empty if unreadable."""
+    out: dict[str, tuple[str, bytes]] = {}
+    base = str(gen_dir)
+    for key, entry in _items(gen_dir).items():
+        location = entry.get("location") if isinstance(entry, dict) else None
+        if not isinstance(key, str) or not isinstance(location, str):
+            continue
+        if ".." in location.split("/") or location.startswith("/"):
+            continue
+        content = safepath.read_nofollow(f"{base}/{location}", MAX_FILE_BYTES)
+        if content is not None:
+            out[key] = (location, content)
+    return out
+
+
+def links(gen_dir: Path) -> dict[str, tuple[str, str]]:
+    """key -> (manifest path, location) of the symlinks a generation made."""
+    return {
+        k: (v["link"], v["location"])
+        for k, v in _items(gen_dir).items()
+        if isinstance(v, dict)
+        and isinstance(v.get("link"), str)
+        and isinstance(v.get("location"), str)
+    }

@@ -1,0 +1,180 @@
+"""``aux-secrets install``: the local store and the manifest become a generation.
+
+Reads the store once, renders what the manifest asks for at an instant, resolves owners,
+and hands the files to ``tree.install_tree``; after the swap it appends the audit entry
+and asks for the units of what changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+from aux_secrets.adapters.installer import restarts
+from aux_secrets.adapters.installer.layout import FileToWrite, Tree, resolve_owner
+from aux_secrets.adapters.installer.restarts import UnitRequester
+from aux_secrets.adapters.installer.tree import TreeResult, install_tree
+from aux_secrets.core.audit import AuditEvent
+from aux_secrets.core.bundle import BundlePayload
+from aux_secrets.core.fingerprint import fingerprint
+from aux_secrets.core.manifest import Manifest, Settings
+from aux_secrets.core.plan import Desired, Missing, Plan, desired_files
+from aux_secrets.core.template import render_template
+from aux_secrets.errors import ConflictError
+
+
+@dataclass(frozen=True)
+class InstallReport:
+    """What ``aux-secrets install`` did (or, with dry_run, would do)."""
+
+    host: str
+    for_users: bool
+    tree: Tree
+    result: TreeResult
+    missing: tuple[Missing, ...]
+    next_rotation: datetime | None
+    requested: tuple[tuple[str, tuple[str, ...]], ...]  # (verb, units) actually asked for
+
+
+class PayloadSource(Protocol):
+    def load(self) -> BundlePayload: ...
+
+
+class AuditSink(Protocol):
+    def append(self, event: AuditEvent) -> object: ...
+
+
+class CredentialSink(Protocol):
+    def refresh_credentials(
+        self, manifest: Manifest, payload: BundlePayload, at: datetime
+    ) -> tuple[Path, ...]: ...
+
+
+def trees(settings: Settings) -> tuple[Tree, Tree]:
+    """The normal tree and the ``--for-users`` tree (``usersDir`` + ``usersDir.d``)."""
+    users_gens = settings.users_dir + ".d"
+    normal = Tree(
+        link_dir=settings.runtime_dir,
+        generations_dir=settings.generations_dir,
+        keep=settings.keep_generations,
+        group=settings.group,
+        forbidden=(settings.store_dir, settings.users_dir, users_gens),
+    )
+    users = Tree(
+        link_dir=settings.users_dir,
+        generations_dir=users_gens,
+        keep=settings.keep_generations,
+        group="root",  # runs before users and groups exist
+        forbidden=(settings.store_dir, settings.runtime_dir, settings.generations_dir),
+    )
+    return normal, users
+
+
+def files_to_write(desired: Desired) -> list[FileToWrite]:
+    """The rendered files with their owners resolved (each account looked up once)."""
+    files = []
+    ids: dict[tuple[str, str], tuple[int, int]] = {}
+    for d in desired.files:
+        if (d.owner, d.group) not in ids:
+            ids[d.owner, d.group] = resolve_owner(d.key, d.owner, d.group)
+        uid, gid = ids[d.owner, d.group]
+        files.append(
+            FileToWrite(
+                key=d.key,
+                path=d.path,
+                content=d.content,
+                uid=uid,
+                gid=gid,
+                mode=d.mode,
+                restart_units=d.restart_units,
+                reload_units=d.reload_units,
+            )
+        )
+    return files
+
+
+def audit_event(
+    manifest: Manifest,
+    payload: BundlePayload,
+    desired: Desired,
+    plan: Plan,
+    generation: int,
+    at: datetime,
+) -> AuditEvent:
+    """The ``install`` entry: changed secret names, their keyed fingerprints, the units."""
+    changed = tuple(k.split(":", 1)[1] for k in plan.touched if k.startswith("secret:"))
+    return AuditEvent(
+        event="install",
+        time=at.astimezone(UTC).replace(microsecond=0),
+        host=manifest.host,
+        bundle_id=payload.bundle_id,
+        serial=payload.serial,
+        generation=generation,
+        changed=changed,
+        fingerprints={
+            name: fingerprint(payload.fingerprint_key, name, desired.values[name].current)
+            for name in changed
+        },
+        restart_units=plan.try_restart,
+        reload_units=plan.try_reload,
+    )
+
+
+def install(
+    manifest: Manifest,
+    store: PayloadSource,
+    *,
+    root: Path,
+    at: datetime,
+    requester: UnitRequester | None,
+    audit: AuditSink | None = None,
+    credentials: CredentialSink | None = None,
+    dry_run: bool = False,
+    for_users: bool = False,
+) -> InstallReport:
+    """Read the store once, render what the manifest asks for at ``at``, install it.
+
+    Units are asked for (one call per verb, all units, sorted) only when files changed or
+    appeared; the audit entry is appended for every real install. Missing secrets do not
+    stop the others: they are in the report, and the caller exits non-zero.
+    """
+    payload = store.load()
+    if payload.host != manifest.host:
+        raise ConflictError(
+            f"the local store holds a bundle for host {payload.host!r}, "
+            f"but the manifest is for {manifest.host!r}",
+            hint=f"aux-secrets provision --host {manifest.host}",
+        )
+    desired = desired_files(
+        manifest,
+        payload.secrets,
+        at,
+        for_users=for_users,
+        render_template=render_template,
+    )
+    files = files_to_write(desired)
+    tree = trees(manifest.settings)[1 if for_users else 0]
+    requested: list[tuple[str, tuple[str, ...]]] = []
+
+    def after_swap(plan: Plan, generation: int) -> None:
+        if audit is not None:
+            audit.append(audit_event(manifest, payload, desired, plan, generation, at))
+        if requester is not None:
+            requested.extend(restarts.request_units(requester, plan, generation))
+
+    if credentials is not None and not dry_run and not for_users:
+        # Before the swap: a unit restarted for a rotated value must find its new
+        # LoadCredentialEncrypted= file. Only values that changed are sealed again.
+        credentials.refresh_credentials(manifest, payload, at)
+    result = install_tree(tree, files, root=root, dry_run=dry_run, after_swap=after_swap)
+    return InstallReport(
+        host=manifest.host,
+        for_users=for_users,
+        tree=tree,
+        result=result,
+        missing=desired.missing,
+        next_rotation=desired.next_rotation,
+        requested=tuple(requested),
+    )

@@ -1,0 +1,71 @@
+"""What ``install`` prints: the ``--json`` document and the human summary (never a value)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from aux_secrets.adapters.installer.host import InstallReport
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _item(key: str) -> dict[str, str]:
+    kind, name = key.split(":", 1)
+    return {"kind": kind, "name": name}
+
+
+def report_json(report: InstallReport) -> dict[str, object]:
+    """The ``install --json`` document (names, units, numbers; never a value)."""
+    r = report.result
+    plan = r.plan
+    return {
+        "version": 1,
+        "host": report.host,
+        "dryRun": not r.written,
+        "forUsers": report.for_users,
+        "runtimeDir": report.tree.link_dir,
+        "generation": r.generation,
+        "previous": r.previous,
+        "changed": [_item(k) for k in plan.changed],
+        "appeared": [_item(k) for k in plan.appeared],
+        "removed": [_item(k) for k in plan.removed],
+        "unchanged": len(plan.unchanged),
+        "tryRestart": list(plan.try_restart),
+        "tryReloadOrRestart": list(plan.try_reload),
+        "requested": [{"verb": v, "units": list(u)} for v, u in report.requested],
+        "pruned": list(r.pruned),
+        "missing": [{**_item(m.key), "reason": m.reason} for m in report.missing],
+        "nextRotation": _iso(report.next_rotation) if report.next_rotation else None,
+    }
+
+
+def report_lines(report: InstallReport) -> list[str]:
+    """The human summary ``install`` prints; the last line is ``next rotation: ...``."""
+    r = report.result
+    plan = r.plan
+    where = f"{report.tree.link_dir} -> {report.tree.generations_dir}/{r.generation}"
+    counts = (
+        f"{len(plan.changed)} changed, {len(plan.appeared)} appeared, "
+        f"{len(plan.removed)} removed, {len(plan.unchanged)} unchanged"
+    )
+    head = (
+        f"generation {r.generation} installed: {where} ({counts})"
+        if r.written
+        else f"dry run: generation {r.generation} would be {where} ({counts}); nothing written"
+    )
+    lines = [head]
+    for label, keys in (("changed", plan.changed), ("appeared", plan.appeared)):
+        lines += [f"  {label:<9} {k.replace(':', ' ', 1)}" for k in keys]
+    lines += [f"  removed   {k.replace(':', ' ', 1)}" for k in plan.removed]
+    verb_units = (("try-restart", plan.try_restart), ("try-reload-or-restart", plan.try_reload))
+    for verb, units in verb_units:
+        if units:
+            lines.append(f"  {verb}: {' '.join(units)}")
+    if not plan.try_restart and not plan.try_reload:
+        lines.append("  no units to restart or reload")
+    lines += [f"  missing   {m.key.replace(':', ' ', 1)}: {m.reason}" for m in report.missing]
+    nxt = _iso(report.next_rotation) if report.next_rotation else "none"
+    lines.append(f"next rotation: {nxt}")
+    return lines

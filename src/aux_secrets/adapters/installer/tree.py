@@ -1,0 +1,134 @@
+"""Install a list of files as the next generation of one tree (docs/spec/installer.md).
+
+The steps, in order, under ``generationsDir/.lock``: clean up, read the live generation,
+plan, write and publish ``N``, record pending units, swap, links, prune, then the
+caller's ``after_swap`` (audit entry and unit requests). Each step lives in its own
+module; this one only orders them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from aux_secrets.adapters.fs import file_lock
+from aux_secrets.adapters.installer import generation, restarts, safepath, swap
+from aux_secrets.adapters.installer.layout import (
+    DIR_MODE,
+    LOCK_NAME,
+    FileToWrite,
+    Locations,
+    Tree,
+    generations_gid,
+    locate,
+    rooted,
+)
+from aux_secrets.core.plan import InstalledItem, Plan, make_plan, with_pending
+from aux_secrets.errors import ConflictError
+
+
+@dataclass(frozen=True)
+class TreeResult:
+    generation: int  # the generation written (or that would be, with dry_run)
+    previous: int | None
+    plan: Plan
+    written: bool
+    pruned: tuple[int, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def _plan(
+    root: Path, tree: Tree, files: Sequence[FileToWrite], locations: Locations
+) -> tuple[int | None, Plan]:
+    """The live generation and the plan against it, pending units included."""
+    gens = rooted(root, tree.generations_dir)
+    previous = swap.active_generation(root, tree)
+    before = generation.read(gens / str(previous)) if previous is not None else {}
+    new = [
+        InstalledItem(f.key, locations[f.key][0], f.content, f.restart_units, f.reload_units)
+        for f in files
+    ]
+    return previous, with_pending(make_plan(before, new), *restarts.read_pending(gens))
+
+
+def _make_generations_dir(root: Path, tree: Tree, gid: int, exists: bool) -> None:
+    link = rooted(root, tree.link_dir)
+    gens = rooted(root, tree.generations_dir)
+    safepath.make_dirs(link.parent)
+    if not exists:
+        safepath.make_dirs(gens.parent)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(gens, DIR_MODE)
+    os.chown(gens, 0, gid, follow_symlinks=False)
+    os.chmod(gens, DIR_MODE)
+
+
+def install_tree(
+    tree: Tree,
+    files: Sequence[FileToWrite],
+    *,
+    root: Path,
+    dry_run: bool = False,
+    after_swap: Callable[[Plan, int], None] | None = None,
+) -> TreeResult:
+    """Install ``files`` as the next generation of ``tree`` and return what happened.
+
+    ``after_swap(plan, generation)`` runs under the lock once the new generation is
+    live (the caller asks for restarts and writes the audit entry there).
+    """
+    locations = locate(tree, files)
+    gid, warning = generations_gid(tree.group)
+    warnings = [warning] if warning else []
+
+    link = rooted(root, tree.link_dir)
+    gens = rooted(root, tree.generations_dir)
+    gens_st = safepath.lstat_or_none(gens)
+    if gens_st is not None and not stat.S_ISDIR(gens_st.st_mode):
+        raise ConflictError(
+            f"generations directory {gens} is not a directory (a symlink is never followed)",
+            hint=f"move {gens} away, then run aux-secrets install again",
+        )
+    for f in files:
+        if locations[f.key][1]:
+            swap.check_link_place(root, f.key, f.path)
+
+    if dry_run:
+        previous, plan = _plan(root, tree, files, locations)
+        numbers = generation.numbers(gens)
+        return TreeResult(
+            generation=(numbers[-1] if numbers else 0) + 1,
+            previous=previous,
+            plan=plan,
+            written=False,
+            warnings=tuple(warnings),
+        )
+
+    _make_generations_dir(root, tree, gid, exists=gens_st is not None)
+    with file_lock(gens / LOCK_NAME, what="install lock"):
+        generation.clean_leftovers(gens)
+        previous, plan = _plan(root, tree, files, locations)
+        number = max([*generation.numbers(gens), previous or 0]) + 1
+        still = f"generation {previous}" if previous is not None else "nothing"
+        generation.publish(
+            gens, number, files, locations, gid, still=f"{link} still points to {still}"
+        )
+        restarts.write_pending(gens, plan)  # before the swap: a crash after it still restarts
+        swap.swap(root, tree, number)
+        old_links = generation.links(gens / str(previous)) if previous is not None else {}
+        swap.update_links(root, tree, files, locations, old_links)
+        pruned = swap.prune(gens, number, tree.keep)
+        if after_swap is not None:
+            after_swap(plan, number)
+        restarts.clear_pending(gens)
+    return TreeResult(
+        generation=number,
+        previous=previous,
+        plan=plan,
+        written=True,
+        pruned=pruned,
+        warnings=tuple(warnings),
+    )
