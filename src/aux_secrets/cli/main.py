@@ -40,6 +40,7 @@ COMMAND_MODULES = (
     "aux_secrets.cli.verify",
     "aux_secrets.cli.signer",
     "aux_secrets.cli.rebuild",
+    "aux_secrets.cli.units",
 )
 
 APP_SETTINGS: dict[str, Any] = {
