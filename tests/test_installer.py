@@ -149,13 +149,15 @@ def test_custom_path_is_a_symlink_through_runtime_dir(tmp_path: Path) -> None:
     assert not place.is_symlink() and not place.exists()
 
 
-def test_custom_path_regular_file_is_refused(tmp_path: Path) -> None:
+def test_custom_path_regular_file_refuses_that_item_only(tmp_path: Path) -> None:
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc/precious").write_bytes(b"keep me")
-    with pytest.raises(ConflictError, match="not a symlink"):
-        install_tree(TREE, [f("x", b"v", path="/etc/precious")], root=tmp_path)
+    result = install_tree(TREE, [f("x", b"v", path="/etc/precious"), f("y", b"w")], root=tmp_path)
     assert (tmp_path / "etc/precious").read_bytes() == b"keep me"
-    assert not (tmp_path / "run").exists()
+    assert (tmp_path / "run/aux-secrets/y").read_bytes() == b"w"
+    assert [(m.key, m.provision) for m in result.refused] == [("secret:x", False)]
+    assert "is not a symlink" in result.refused[0].reason
+    assert result.plan.appeared == ("secret:y",)
 
 
 def test_planted_symlink_at_runtime_dir_is_never_followed(tmp_path: Path) -> None:

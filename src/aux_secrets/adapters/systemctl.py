@@ -75,7 +75,7 @@ class ActivationLists:
         if not units:
             return
         path = rooted(self.root, RESTART_LIST if verb == "try-restart" else RELOAD_LIST)
-        make_dirs(path.parent)
+        make_dirs(self.root, os.path.dirname(RESTART_LIST))
         data = "".join(f"{unit}\n" for unit in sorted(units)).encode()
         try:
             fd = os.open(

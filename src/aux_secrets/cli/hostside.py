@@ -272,7 +272,9 @@ def install(
     output.write_stdout_bytes(text.encode())
     if report.missing:
         names = ", ".join(m.key.split(":", 1)[1] for m in report.missing)
-        fix = "fix the manifest's format or the value (reasons above)"
+        if len(report.missing) == 1:
+            names += f" ({report.missing[0].reason})"
+        fix = "fix the manifest, the value or the place named in the reasons above"
         raise NotFoundError(
             f"{len(report.missing)} not installed (the others are): {names}",
             hint=f"aux-secrets provision --host {parsed.host}"

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from aux_secrets.adapters.installer import restarts
-from aux_secrets.adapters.installer.layout import FileToWrite, Tree, resolve_owner
+from aux_secrets.adapters.installer.layout import FileToWrite, Tree, lookup_ids
 from aux_secrets.adapters.installer.restarts import UnitRequester
 from aux_secrets.adapters.installer.tree import TreeResult, install_tree
 from aux_secrets.core.audit import AuditEvent
@@ -72,14 +72,23 @@ def trees(settings: Settings) -> tuple[Tree, Tree]:
     return normal, users
 
 
-def files_to_write(desired: Desired) -> list[FileToWrite]:
-    """The rendered files with their owners resolved (each account looked up once)."""
+def files_to_write(desired: Desired) -> tuple[list[FileToWrite], list[Missing]]:
+    """The rendered files with their owners resolved (each account looked up once).
+
+    A file whose owner or group does not exist on this host is missing (with the reason);
+    the others are installed all the same.
+    """
     files = []
-    ids: dict[tuple[str, str], tuple[int, int]] = {}
+    missing = []
+    ids: dict[tuple[str, str], tuple[int, int] | tuple[str, str]] = {}
     for d in desired.files:
         if (d.owner, d.group) not in ids:
-            ids[d.owner, d.group] = resolve_owner(d.key, d.owner, d.group)
+            ids[d.owner, d.group] = lookup_ids(d.owner, d.group)
         uid, gid = ids[d.owner, d.group]
+        if isinstance(uid, str):
+            missing.append(Missing(d.key, uid, provision=False))
+            continue
+        assert isinstance(gid, int)
         files.append(
             FileToWrite(
                 key=d.key,
@@ -92,7 +101,7 @@ def files_to_write(desired: Desired) -> list[FileToWrite]:
                 reload_units=d.reload_units,
             )
         )
-    return files
+    return files, missing
 
 
 def audit_event(
@@ -154,7 +163,7 @@ def install(
         for_users=for_users,
         render_template=render_template,
     )
-    files = files_to_write(desired)
+    files, no_owner = files_to_write(desired)
     tree = trees(manifest.settings)[1 if for_users else 0]
     requested: list[tuple[str, tuple[str, ...]]] = []
 
@@ -174,7 +183,7 @@ def install(
         for_users=for_users,
         tree=tree,
         result=result,
-        missing=desired.missing,
+        missing=(*desired.missing, *no_owner, *result.refused),
         next_rotation=desired.next_rotation,
         requested=tuple(requested),
     )

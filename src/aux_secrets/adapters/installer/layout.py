@@ -125,23 +125,31 @@ def locate(tree: Tree, files: Sequence[FileToWrite]) -> Locations:
     return locations
 
 
-def resolve_owner(key: str, owner: str, group: str) -> tuple[int, int]:
-    """Numeric ids of ``owner``/``group``; an InputError naming a missing account."""
+def lookup_ids(owner: str, group: str) -> tuple[int, int] | tuple[str, str]:
+    """Numeric ids of ``owner``/``group``, or (why not, what to do) for a missing account."""
     try:
         uid = pwd.getpwnam(owner).pw_uid
     except KeyError:
-        raise InputError(
-            f"{describe(key)}: owner {owner!r} does not exist on this host",
-            hint=f"create the user {owner!r} before installing, or fix the manifest",
-        ) from None
+        return (
+            f"owner {owner!r} does not exist on this host",
+            f"create the user {owner!r} before installing, or fix the manifest",
+        )
     try:
         gid = grp.getgrnam(group).gr_gid
     except KeyError:
-        raise InputError(
-            f"{describe(key)}: group {group!r} does not exist on this host",
-            hint=f"create the group {group!r} before installing, or fix the manifest",
-        ) from None
+        return (
+            f"group {group!r} does not exist on this host",
+            f"create the group {group!r} before installing, or fix the manifest",
+        )
     return uid, gid
+
+
+def resolve_owner(key: str, owner: str, group: str) -> tuple[int, int]:
+    """Numeric ids of ``owner``/``group``; an InputError naming a missing account."""
+    found = lookup_ids(owner, group)
+    if isinstance(found[0], str):
+        raise InputError(f"{describe(key)}: {found[0]}", hint=str(found[1]))
+    return int(found[0]), int(found[1])
 
 
 def generations_gid(group: str) -> tuple[int, str | None]:

@@ -20,10 +20,10 @@ from aux_secrets.adapters.installer.layout import (
     FileToWrite,
     Locations,
     Tree,
-    describe,
     normalised,
     rooted,
 )
+from aux_secrets.core.plan import Missing
 from aux_secrets.errors import ConflictError
 
 
@@ -67,16 +67,63 @@ def link_target(root: Path, tree: Tree, location: str, path: str) -> str:
     return os.path.relpath(dest, rooted(root, path).parent)
 
 
-def check_link_place(root: Path, key: str, path: str) -> None:
-    """Refuse a custom path that exists and is not a symlink (not ours to replace)."""
-    place = rooted(root, path)
-    st = safepath.lstat_or_none(place)
+def link_place_problem(root: Path, path: str) -> str | None:
+    """Why the symlink of custom path ``path`` cannot be placed, or None if it can.
+
+    Refused: a directory on the way that is a symlink or not a directory, and an entry
+    at ``path`` that is not a symlink (a real file there is not ours to replace).
+    """
+    parent, name = path.rsplit("/", 1)
+    try:
+        fd = safepath.walk(root, parent)
+    except FileNotFoundError:
+        return None  # created when the link is placed
+    except safepath.UnsafePlace as exc:
+        return exc.message
+    except OSError as exc:
+        return f"{rooted(root, parent)}: {exc.strerror}"
+    try:
+        st = safepath.entry_at(fd, name)
+    finally:
+        os.close(fd)
     if st is not None and not stat.S_ISLNK(st.st_mode):
-        raise ConflictError(
-            f"{describe(key)}: {place} exists and is not a symlink; "
-            "aux-secrets only replaces its own symlinks there",
-            hint=f"move {place} away, then run aux-secrets install again",
+        return (
+            f"{rooted(root, path)} exists and is not a symlink; aux-secrets only replaces "
+            "its own symlinks there (move it away, then install again)"
         )
+    return None
+
+
+def _place_link(root: Path, path: str, want: str) -> None:
+    parent, name = path.rsplit("/", 1)
+    fd = safepath.walk(root, parent, create=True)
+    try:
+        st = safepath.entry_at(fd, name)
+        if st is not None and not stat.S_ISLNK(st.st_mode):
+            raise safepath.UnsafePlace(
+                f"{rooted(root, path)} exists and is not a symlink; aux-secrets only "
+                "replaces its own symlinks there (move it away, then install again)"
+            )
+        if safepath.link_at(fd, name) != want:
+            safepath.replace_symlink_at(fd, name, want)
+    finally:
+        os.close(fd)
+
+
+def _remove_link(root: Path, path: str, made: str) -> None:
+    """Remove the symlink at ``path`` if it is exactly the one we made; else leave it."""
+    parent, name = path.rsplit("/", 1)
+    try:
+        fd = safepath.walk(root, parent)
+    except (OSError, safepath.UnsafePlace):
+        return
+    try:
+        if safepath.link_at(fd, name) == made:
+            os.unlink(name, dir_fd=fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def update_links(
@@ -85,32 +132,31 @@ def update_links(
     files: Sequence[FileToWrite],
     locations: Locations,
     old_links: Mapping[str, tuple[str, str]],
-) -> None:
-    """Create or retarget the custom-path symlinks; remove the ones of items now gone."""
+) -> list[Missing]:
+    """Create or retarget the custom-path symlinks; remove the ones of items now gone.
+
+    Each link is placed through ``safepath.walk``; one that cannot be placed (the
+    place changed since the pre-flight check) is returned as missing, the others are
+    placed all the same.
+    """
+    failed: list[Missing] = []
     for f in files:
         location, linked = locations[f.key]
         if not linked:
             continue
-        place = rooted(root, f.path)
-        want = link_target(root, tree, location, f.path)
-        safepath.make_dirs(place.parent)
-        st = safepath.lstat_or_none(place)
-        if st is not None and stat.S_ISLNK(st.st_mode) and os.readlink(place) == want:
-            continue
-        safepath.replace_symlink(place, want)
+        try:
+            _place_link(root, f.path, link_target(root, tree, location, f.path))
+        except safepath.UnsafePlace as exc:
+            failed.append(Missing(f.key, exc.message, provision=False))
+        except OSError as exc:
+            reason = f"{rooted(root, f.path)}: {exc.strerror}"
+            failed.append(Missing(f.key, reason, provision=False))
     current_paths = {f.path for f in files}
     for path, old_location in old_links.values():
         if path in current_paths or not normalised(path):
             continue
-        place = rooted(root, path)
-        st = safepath.lstat_or_none(place)
-        # Only a symlink that is exactly the one we made goes; anything else stays.
-        if (
-            st is not None
-            and stat.S_ISLNK(st.st_mode)
-            and os.readlink(place) == link_target(root, tree, old_location, path)
-        ):
-            os.unlink(place)
+        _remove_link(root, path, link_target(root, tree, old_location, path))
+    return failed
 
 
 def prune(gens: Path, active: int, keep: int) -> tuple[int, ...]:

@@ -27,7 +27,7 @@ from aux_secrets.adapters.installer.layout import (
     locate,
     rooted,
 )
-from aux_secrets.core.plan import InstalledItem, Plan, make_plan, with_pending
+from aux_secrets.core.plan import InstalledItem, Missing, Plan, make_plan, with_pending
 from aux_secrets.errors import ConflictError
 
 
@@ -39,6 +39,7 @@ class TreeResult:
     written: bool
     pruned: tuple[int, ...] = ()
     warnings: tuple[str, ...] = ()
+    refused: tuple[Missing, ...] = ()  # items not installed because of their place
 
 
 def _plan(
@@ -55,16 +56,46 @@ def _plan(
     return previous, with_pending(make_plan(before, new), *restarts.read_pending(gens))
 
 
-def _make_generations_dir(root: Path, tree: Tree, gid: int, exists: bool) -> None:
-    link = rooted(root, tree.link_dir)
-    gens = rooted(root, tree.generations_dir)
-    safepath.make_dirs(link.parent)
-    if not exists:
-        safepath.make_dirs(gens.parent)
+def _check_tree_places(root: Path, tree: Tree) -> None:
+    """Refuse a tree whose directories an unprivileged user could change (or a symlink).
+
+    Path-based steps inside the generations directory and beside the runtime link are
+    safe only because nobody but root can change those directories or their parents.
+    """
+    for directory in (tree.link_dir.rpartition("/")[0], tree.generations_dir):
+        try:
+            os.close(safepath.walk(root, directory, trusted=True))
+        except FileNotFoundError:
+            continue  # created below, by root
+        except safepath.UnsafePlace as exc:
+            raise ConflictError(
+                exc.message,
+                hint="keep runtimeDir and generationsDir below directories only root can "
+                "change, such as /run",
+            ) from None
+
+
+def _make_generations_dir(root: Path, tree: Tree, gid: int) -> None:
+    """Create the runtime link's directory and the generations directory, through walk."""
+    os.close(safepath.walk(root, tree.link_dir.rpartition("/")[0], create=True, trusted=True))
+    parent, name = tree.generations_dir.rsplit("/", 1)
+    pfd = safepath.walk(root, parent, create=True, trusted=True)
+    try:
         with contextlib.suppress(FileExistsError):
-            os.mkdir(gens, DIR_MODE)
-    os.chown(gens, 0, gid, follow_symlinks=False)
-    os.chmod(gens, DIR_MODE)
+            os.mkdir(name, DIR_MODE, dir_fd=pfd)
+        fd = os.open(name, safepath.DIR_FLAGS, dir_fd=pfd)
+    finally:
+        os.close(pfd)
+    try:
+        if why := safepath.untrusted(os.fstat(fd)):
+            raise ConflictError(
+                f"generations directory {rooted(root, tree.generations_dir)} {why}",
+                hint="move it away, then run aux-secrets install again",
+            )
+        os.fchown(fd, 0, gid)
+        os.fchmod(fd, DIR_MODE)
+    finally:
+        os.close(fd)
 
 
 def install_tree(
@@ -92,9 +123,16 @@ def install_tree(
             f"generations directory {gens} is not a directory (a symlink is never followed)",
             hint=f"move {gens} away, then run aux-secrets install again",
         )
+    _check_tree_places(root, tree)
+    refused: list[Missing] = []
+    placeable = []
     for f in files:
-        if locations[f.key][1]:
-            swap.check_link_place(root, f.key, f.path)
+        why = swap.link_place_problem(root, f.path) if locations[f.key][1] else None
+        if why is None:
+            placeable.append(f)
+        else:
+            refused.append(Missing(f.key, why, provision=False))
+    files = placeable
 
     if dry_run:
         previous, plan = _plan(root, tree, files, locations)
@@ -105,9 +143,10 @@ def install_tree(
             plan=plan,
             written=False,
             warnings=tuple(warnings),
+            refused=tuple(refused),
         )
 
-    _make_generations_dir(root, tree, gid, exists=gens_st is not None)
+    _make_generations_dir(root, tree, gid)
     with file_lock(gens / LOCK_NAME, what="install lock"):
         generation.clean_leftovers(gens)
         previous, plan = _plan(root, tree, files, locations)
@@ -119,7 +158,7 @@ def install_tree(
         restarts.write_pending(gens, plan)  # before the swap: a crash after it still restarts
         swap.swap(root, tree, number)
         old_links = generation.links(gens / str(previous)) if previous is not None else {}
-        swap.update_links(root, tree, files, locations, old_links)
+        refused += swap.update_links(root, tree, files, locations, old_links)
         pruned = swap.prune(gens, number, tree.keep)
         if after_swap is not None:
             after_swap(plan, number)
@@ -131,4 +170,5 @@ def install_tree(
         written=True,
         pruned=pruned,
         warnings=tuple(warnings),
+        refused=tuple(refused),
     )
