@@ -73,7 +73,11 @@ def test_host_commands_carry_no_values_and_quote_paths() -> None:
     route = provision.Route.for_host(host, ssh_options=["Port=22"], use_sudo=True)
     commands = provision.host_commands(route, ["activate", "install"])
     assert commands == [
-        ["sudo", "-n", "aux-secrets", "activate", "--bundle", "-", "--json", "--root", "/tmp/a b"],
+        # --host: a host with no manifest yet (its first deployment) knows who it is.
+        [
+            *("sudo", "-n", "aux-secrets", "activate", "--bundle", "-", "--json"),
+            *("--host", "web1", "--root", "/tmp/a b"),
+        ],
         ["sudo", "-n", "aux-secrets", "install", "--json", "--root", "/tmp/a b"],
     ]
     line = provision.remote_line(commands)

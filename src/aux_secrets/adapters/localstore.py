@@ -30,7 +30,12 @@ from aux_secrets.adapters.fs import atomic_write, file_lock, read_bounded
 from aux_secrets.adapters.systemd_creds import SystemdCreds
 from aux_secrets.core.audit import AuditEvent
 from aux_secrets.core.bundle import BundlePayload, BundleSecret, decode_payload
-from aux_secrets.core.bundle_sign import open_envelope, parse_signer, signer_fingerprint
+from aux_secrets.core.bundle_sign import (
+    Envelope,
+    open_envelope,
+    parse_signer,
+    signer_fingerprint,
+)
 from aux_secrets.core.fingerprint import fingerprint
 from aux_secrets.core.localstore import (
     BACKENDS,
@@ -92,6 +97,8 @@ class ActivateResult:
     signer: bytes = b""
     # The signer recorded before, when --trust-new-signer replaced it; else None.
     replaced_signer: bytes | None = None
+    # True when the host had no manifest and the one the bundle carries was used.
+    carried_manifest: bool = False
 
 
 def current_slot_at(secret: BundleSecret, at: datetime) -> bytes:
@@ -242,6 +249,42 @@ class LocalStore:
         changes on any refusal. ``trust_new_signer`` replaces a recorded signer."""
         at = now or datetime.now(UTC).replace(microsecond=0)
         envelope = open_envelope(bundle_age.open_bundle(bundle, self.host_key_paths()))
+        payload = decode_payload(envelope.payload)
+        if payload.host != host:
+            raise PolicyError(
+                f"the bundle was made for host {payload.host!r}, this host is {host!r}",
+                hint=f"make one for this host: aux-secrets bundle --host {host}",
+            )
+        if manifest is None and payload.manifest is not None:
+            # No manifest on the host yet (its first deployment): seal, and write the
+            # credentials, the way the manifest the bundle carries asks.
+            carried = payload.manifest
+            store = self.for_settings(carried.settings, what="the manifest the bundle carries")
+            return store._commit(envelope, payload, bundle, host, carried, at, trust_new_signer)
+        return self._commit(envelope, payload, bundle, host, manifest, at, trust_new_signer)
+
+    def for_settings(self, settings: Settings, *, what: str) -> LocalStore:
+        """This store as ``settings`` seal it; they must name the same storeDir."""
+        other = LocalStore(settings, self.root, env=self._env, after_each=self._after_each)
+        if other.store_dir != self.store_dir:
+            raise PolicyError(
+                f"{what} keeps the local store in {settings.store_dir}, but a host without "
+                f"a manifest of its own keeps it in {self.settings.store_dir}",
+                hint="put the manifest on the host first (or leave settings.storeDir at "
+                "its default)",
+            )
+        return other
+
+    def _commit(
+        self,
+        envelope: Envelope,
+        payload: BundlePayload,
+        bundle: bytes,
+        host: str,
+        manifest: Manifest | None,
+        at: datetime,
+        trust_new_signer: bool,
+    ) -> ActivateResult:
         pinned = [
             parse_signer(text, f"settings.bundleSigners[{index}]")
             for index, text in enumerate(self.settings.bundle_signers)
@@ -253,12 +296,6 @@ class LocalStore:
                 hint="pin the vault's signer (aux-secrets signer) in aux.settings.bundleSigners",
             )
         payload_bytes = envelope.payload
-        payload = decode_payload(payload_bytes)
-        if payload.host != host:
-            raise PolicyError(
-                f"the bundle was made for host {payload.host!r}, this host is {host!r}",
-                hint=f"make one for this host: aux-secrets bundle --host {host}",
-            )
         self._ensure_dir()
         with file_lock(self.store_dir / LOCK_NAME, what="local store lock"):
             old = self.active_meta()
@@ -324,6 +361,7 @@ class LocalStore:
             credentials=written,
             signer=envelope.signer,
             replaced_signer=replaced,
+            carried_manifest=manifest is payload.manifest and manifest is not None,
         )
 
     def _remove_stale_blobs(self, keep: str) -> None:

@@ -158,6 +158,11 @@ def activate(
     result = store.activate(data, this_host, manifest=parsed, trust_new_signer=trust_new_signer)
     meta = result.meta
     signer = signer_fingerprint(result.signer)
+    if result.carried_manifest:
+        output.info(
+            "this host has no manifest yet: sealed as the manifest the bundle carries asks; "
+            "install uses that one until the host has its own"
+        )
     if result.replaced_signer is not None:
         output.info(
             f"trusting a new bundle signer {signer} "
@@ -175,6 +180,7 @@ def activate(
             "removed": list(result.removed),
             "credentials": [str(p) for p in result.credentials],
             "signer": signer,
+            "carriedManifest": result.carried_manifest,
         }
         output.write_stdout_bytes(json.dumps(report, indent=2).encode() + b"\n")
         return
@@ -231,6 +237,7 @@ def install(
     import json
     from datetime import UTC, datetime
 
+    from aux_secrets.adapters.carried import Recording, carried_manifest, same_manifest
     from aux_secrets.adapters.installer import install as run_install
     from aux_secrets.adapters.installer import report_json, report_lines
     from aux_secrets.adapters.systemctl import ActivationLists, Systemctl
@@ -239,9 +246,16 @@ def install(
     from aux_secrets.errors import NotDeliveredError, NotFoundError
 
     root_dir = resolve_root(root)
-    parsed = load_manifest(manifest, root_dir)
-    assert parsed is not None  # required=True
-    store = open_store(parsed, root_dir)
+    parsed = load_manifest(manifest, root_dir, required=False)
+    carried = None
+    if parsed is None:  # no manifest on the host: the one its active bundle carries
+        carried = carried_manifest(root_dir, manifest_path(manifest, root_dir)[0])
+        parsed = carried.manifest
+        output.info(
+            f"no manifest at {manifest_path(manifest, root_dir)[0]}: installing with the one "
+            f"bundle serial {carried.source.payload.serial} carries"
+        )
+    store = carried.store if carried is not None else open_store(parsed, root_dir)
     if store.active_meta() is None:
         raise NotDeliveredError(
             f"no bundle has been delivered to host {parsed.host} yet "
@@ -252,9 +266,10 @@ def install(
     requester = (
         ActivationLists(root_dir) if activation_lists else Systemctl(parsed.settings.systemctl)
     )
+    source = carried.source if carried is not None else Recording(store)
     report = run_install(
         parsed,
-        store,
+        source,
         root=root_dir,
         at=when,
         requester=requester,
@@ -265,8 +280,21 @@ def install(
     )
     for warning in report.result.warnings:
         output.warning(warning)
+    if isinstance(source, Recording) and source.payload is not None:
+        made_from = source.payload.manifest
+        if made_from is not None and not same_manifest(made_from, parsed):
+            output.warning(
+                f"the active bundle (serial {source.payload.serial}) was made from another "
+                f"manifest than {manifest_path(manifest, root_dir)[0]}; installed with the "
+                "host's own (switching to the new configuration installs the rest)"
+            )
     if as_json:
-        text = json.dumps(report_json(report), indent=2, sort_keys=True) + "\n"
+        doc = report_json(report)
+        doc["manifest"] = {
+            "path": None if carried is not None else str(manifest_path(manifest, root_dir)[0]),
+            "carried": carried is not None,
+        }
+        text = json.dumps(doc, indent=2, sort_keys=True) + "\n"
     else:
         text = "\n".join(report_lines(report)) + "\n"
     output.write_stdout_bytes(text.encode())
@@ -399,11 +427,18 @@ def status(
     root_dir = resolve_root(root)
     parsed = load_manifest(manifest, root_dir, required=False)
     report = status_report(parsed, root_dir, datetime.now(UTC).replace(microsecond=0))
+    path = manifest_path(manifest, root_dir)[0]
+    report["manifest"] = str(path) if parsed is not None else None
     if as_json:
         output.write_stdout_bytes(json.dumps(report, indent=2, sort_keys=True).encode() + b"\n")
         return
     active = report["active"]
-    lines = [f"store      {report['storeDir']} (backend {report['backend']})"]
+    lines = [
+        f"manifest   {path}"
+        if parsed is not None
+        else f"manifest   none at {path} (install uses the one the active bundle carries)",
+        f"store      {report['storeDir']} (backend {report['backend']})",
+    ]
     if active is None:
         lines.append("active     none (run aux-secrets activate --bundle FILE)")
     else:

@@ -17,9 +17,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from aux_secrets.errors import FormatVersionError, InputError
+
+if TYPE_CHECKING:
+    from aux_secrets.core.manifest import Manifest
 
 FORMAT = "aux-secrets-bundle"
 VERSION = 1
@@ -74,6 +77,9 @@ class BundlePayload:
     fingerprint_key: bytes = field(repr=False)
     secrets: Mapping[str, BundleSecret]
     version: int = VERSION
+    # The manifest the bundle was made from (optional field ``manifest``): what a host
+    # without a manifest of its own seals and installs with (its first deployment).
+    manifest: Manifest | None = None
 
 
 def check_secret_name(name: str, where: str = "secret name") -> None:
@@ -136,6 +142,8 @@ def _validate(payload: BundlePayload) -> None:
         raise InputError("$.bundleId: expected 32 lowercase hex digits")
     if len(payload.fingerprint_key) != FINGERPRINT_KEY_BYTES:
         raise InputError(f"$.fingerprintKey: expected {FINGERPRINT_KEY_BYTES} bytes")
+    if payload.manifest is not None and payload.manifest.host != payload.host:
+        raise InputError(f"$.manifest.host: the manifest is not for host {payload.host!r}")
     for name, secret in payload.secrets.items():
         where = f"$.secrets.{name}"
         check_secret_name(name, where)
@@ -188,6 +196,10 @@ def encode_payload(payload: BundlePayload) -> bytes:
         "serial": payload.serial,
         "version": VERSION,
     }
+    if payload.manifest is not None:
+        from aux_secrets.core.manifest import manifest_to_dict
+
+        document["manifest"] = manifest_to_dict(payload.manifest)
     return canonical_json(document)
 
 
@@ -249,6 +261,17 @@ def _window_end(value: object, where: str, open_value: datetime) -> datetime:
     return parse_instant_strict(value, where)
 
 
+def _manifest(doc: object) -> Manifest | None:
+    """The carried manifest, parsed as strictly as a manifest file (None when absent)."""
+    if doc is None:
+        return None
+    if not isinstance(doc, dict):
+        raise InputError("$.manifest: expected an object")
+    from aux_secrets.core.manifest_parse import parse_document
+
+    return parse_document(doc, filename="carried by the bundle ($.manifest)")
+
+
 def decode_payload(data: bytes) -> BundlePayload:
     """Parse and validate payload bytes; InputError / FormatVersionError naming the field."""
     if len(data) > MAX_PAYLOAD_BYTES:
@@ -268,6 +291,7 @@ def decode_payload(data: bytes) -> BundlePayload:
         document,
         "$",
         {"format", "version", "host", "serial", "created", "bundleId", "fingerprintKey", "secrets"},
+        frozenset({"manifest"}),
     )
     if not isinstance(top["host"], str):
         raise InputError("$.host: expected a string")
@@ -310,6 +334,7 @@ def decode_payload(data: bytes) -> BundlePayload:
         bundle_id=top["bundleId"],
         fingerprint_key=_b64decode(top["fingerprintKey"], "$.fingerprintKey"),
         secrets=secrets,
+        manifest=_manifest(top.get("manifest")),
     )
     _validate(payload)
     if encode_payload(payload) != data:

@@ -154,6 +154,7 @@ def build_payload(
         bundle_id=bundle_id,
         fingerprint_key=fingerprint_key(scheme, host),
         secrets=resolve_secrets(vault, scheme, manifest, at),
+        manifest=manifest,
     )
 
 
@@ -196,6 +197,7 @@ def make_bundle(
         bundle_id=bundle_id,
         fingerprint_key=fingerprint_key(scheme, host.name),
         secrets=secrets,
+        manifest=manifest,  # a host without a manifest yet installs with this one
     )
     sealed = seal_bundle(
         sign_payload(signer_seed(scheme), encode_payload(payload)), [host.recipient]
@@ -241,6 +243,8 @@ class Route:
             remote_command=remote_command or host.remote_command,
             root=root if root is not None else host.remote_root,
             manifest=manifest if manifest is not None else host.remote_manifest,
+            # A host with no manifest yet (its first deployment) still knows who it is.
+            host_name=host.name,
         )
 
     @property
@@ -419,7 +423,9 @@ def deliver(bundle: Bundle, route: Route, *, timeout: float = 300.0) -> HostRepo
     """Stream the sealed bundle to activate, then run install; the host's failure raises."""
     result = run_on_host(route, ["activate", "install"], bundle.data, timeout)
     if result.returncode != 0:
-        raise ExternalError(f"host {bundle.host} ({route.where}): {host_error(result)}")
+        raise ExternalError(
+            f"host {bundle.host} ({route.where}): {host_error(result)}", hint=host_hint(result)
+        )
     return report_from_output(bundle, route.where, result.stdout, result.stderr)
 
 
@@ -427,6 +433,14 @@ def host_error(result: ssh.CommandResult) -> str:
     lines = [line for line in result.stderr_text.splitlines() if line.strip()]
     error = next((line for line in lines if ": error: " in line), lines[-1] if lines else "")
     return error.split(": error: ", 1)[-1] if error else f"exit status {result.returncode}"
+
+
+def host_hint(result: ssh.CommandResult) -> str | None:
+    """The host's own ``aux-secrets: hint:`` line, if it printed one."""
+    for line in result.stderr_text.splitlines():
+        if line.startswith("aux-secrets: hint: "):
+            return line.split(": hint: ", 1)[1]
+    return None
 
 
 def provision_host(
