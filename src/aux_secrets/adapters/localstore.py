@@ -16,9 +16,10 @@ exactly one decrypt whatever the number of secrets.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -164,17 +165,35 @@ class LocalStore:
         data = read_bounded(self.meta_path, MAX_META_BYTES, what="local store metadata")
         return decode_meta(data, name=f"local store metadata {self.meta_path}")
 
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """The store lock, so the metadata and the blob read are one activation's.
+
+        An ``activate`` commits a new blob and removes the old one under this lock; a
+        reader without it could read the old metadata and find its blob gone. A store
+        the caller cannot lock (read-only, not root) is read without it.
+        """
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(file_lock(self.store_dir / LOCK_NAME, what="local store lock"))
+            except OSError as exc:
+                if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT):
+                    raise
+            yield
+
     def load(self) -> BundlePayload:
-        """The active payload, with exactly one decrypt."""
-        meta = self.active_meta()
-        if meta is None:
-            raise NotFoundError(
-                f"no bundle has been activated in {self.store_dir}",
-                hint="deliver one: aux-secrets provision --host HOST "
-                "(or aux-secrets activate --bundle FILE)",
-            )
-        blob_path = self.store_dir / meta.blob
-        blob = read_bounded(blob_path, MAX_BLOB_BYTES, what="local store blob")
+        """The active payload, with exactly one decrypt (metadata and blob read under the
+        store lock, so an ``activate`` at the same moment is seen whole or not at all)."""
+        with self._reading():
+            meta = self.active_meta()
+            if meta is None:
+                raise NotFoundError(
+                    f"no bundle has been activated in {self.store_dir}",
+                    hint="deliver one: aux-secrets provision --host HOST "
+                    "(or aux-secrets activate --bundle FILE)",
+                )
+            blob_path = self.store_dir / meta.blob
+            blob = read_bounded(blob_path, MAX_BLOB_BYTES, what="local store blob")
         if hashlib.sha256(blob).hexdigest() != meta.blob_sha256:
             raise InputError(
                 f"local store blob {blob_path} does not match its metadata (changed or corrupted)",
@@ -433,6 +452,14 @@ class LocalStore:
         what changed; returns the files written. The installer calls this."""
         self._ensure_dir()
         with file_lock(self.store_dir / LOCK_NAME, what="local store lock"):
+            active = self.active_meta()
+            if active is not None and active.bundle_id != payload.bundle_id:
+                # An activate came in since ``payload`` was read: sealing its values now
+                # would put older values over the ones that activate just sealed.
+                raise ConflictError(
+                    "a newer bundle was activated while install was running; nothing was changed",
+                    hint="run aux-secrets install again",
+                )
             wanted, sealed = self._plan_credentials(payload, manifest, at)
             return self._write_credentials(wanted, sealed)
 
