@@ -16,6 +16,7 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aux_secrets.adapters.fs import atomic_write, file_lock, read_bounded
 from aux_secrets.errors import (
@@ -25,6 +26,9 @@ from aux_secrets.errors import (
     NotFoundError,
     UsageError,
 )
+
+if TYPE_CHECKING:
+    from aux_secrets.core.transport import Transport
 
 HOSTS_FORMAT_VERSION = 1
 HOST_FILE_LIMIT = 64 * 1024
@@ -45,6 +49,7 @@ _FIELDS: dict[str, type | tuple[type, ...]] = {
     "flake": str,
     "system": str,
     "last_serial": int,
+    "transport": dict,
 }
 
 
@@ -64,6 +69,7 @@ class Host:
     flake: str | None = None
     system: str | None = None
     last_serial: int = 0
+    transport: Transport | None = None  # None: the vault's [transport], else ssh
     extra: Mapping[str, object] = field(default_factory=dict, compare=False)
 
     @property
@@ -267,6 +273,11 @@ def parse_host(name: str, data: bytes, where: str) -> Host:
     target = opt("target")
     if target is not None:
         check_target(target, where=f"host file {where}")
+    transport = None
+    if "transport" in table:
+        from aux_secrets.core.transport import parse_transport
+
+        transport = parse_transport(table["transport"], f"host file {where} [transport]")
     return Host(
         name=name,
         recipient=recipient,
@@ -280,6 +291,7 @@ def parse_host(name: str, data: bytes, where: str) -> Host:
         flake=opt("flake"),
         system=opt("system"),
         last_serial=serial,
+        transport=transport,
     )
 
 
@@ -307,6 +319,10 @@ def encode_host(host: Host) -> bytes:
     if host.use_sudo:
         table["use_sudo"] = True
     table["last_serial"] = host.last_serial
+    if host.transport is not None:
+        from aux_secrets.core.transport import transport_table
+
+        table["transport"] = transport_table(host.transport)
     return tomli_w.dumps(table).encode()
 
 
