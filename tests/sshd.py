@@ -111,6 +111,7 @@ def start_sshd(directory: Path) -> tuple[Sshd, subprocess.Popen[bytes]]:
                 "PermitUserEnvironment no",
                 "MaxStartups 100:30:200",
                 "MaxSessions 100",
+                "Subsystem sftp internal-sftp",  # scp speaks SFTP since OpenSSH 9
                 "LogLevel ERROR",
                 "",
             ]
