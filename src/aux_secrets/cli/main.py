@@ -41,6 +41,7 @@ COMMAND_MODULES = (
     "aux_secrets.cli.signer",
     "aux_secrets.cli.rebuild",
     "aux_secrets.cli.units",
+    "aux_secrets.cli.pull",
 )
 
 APP_SETTINGS: dict[str, Any] = {

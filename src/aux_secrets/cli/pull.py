@@ -1,0 +1,102 @@
+"""`pull`: the host fetches its own bundle from a publish directory (HTTP(S) or a path)."""
+
+from __future__ import annotations
+
+import typer
+
+from aux_secrets.cli.hostside import JsonOpt, ManifestOpt, RootOpt
+
+ENV_SOURCE = "AUX_SECRETS_PULL_SOURCE"
+
+PULL_HELP = f"""Fetch this host's bundle from a publish directory; take it in if it is newer.
+
+SOURCE is what 'aux-secrets provision --publish DIR' wrote, served over HTTP(S) or
+reached as a directory; this host's file is SOURCE/HOST.age. The bundle is checked
+exactly as a delivered one (host key, signer, host name, serial), then activated
+and installed. A source that is missing, unreachable, stale, replayed, foreign or
+cut short changes nothing: this host keeps what it has, and the error says so.
+Exit 0 also when the source holds nothing newer. Boot never needs it: the local
+store installs without network. SOURCE defaults to ${ENV_SOURCE} (the
+aux-secrets-pull.timer reads it from /etc/aux-secrets/pull.env).
+
+Examples:
+
+  aux-secrets pull https://secrets.example.org/fleet/
+
+  aux-secrets pull /mnt/usb/aux-secrets --json
+"""
+
+
+def register(app: typer.Typer) -> None:
+    app.command("pull", help=PULL_HELP)(pull_command)
+
+
+def pull_command(
+    source: str = typer.Argument(..., metavar="URL|DIR", envvar=ENV_SOURCE, show_envvar=False),
+    manifest: ManifestOpt = None,
+    root: RootOpt = None,
+    host: str | None = typer.Option(
+        None, "--host", metavar="NAME", help="This host's name (default: the manifest's host)."
+    ),
+    timeout: float = typer.Option(30.0, "--timeout", metavar="SECONDS", help="Fetch timeout."),
+    no_install: bool = typer.Option(
+        False, "--no-install", help="Only activate into the local store (install later)."
+    ),
+    trust_first_signer: bool = typer.Option(
+        False,
+        "--trust-first-signer",
+        help="With no signer pinned and nothing activated yet, record the first bundle's "
+        "signer (pin settings.bundleSigners instead where you can).",
+    ),
+    as_json: JsonOpt = False,
+) -> None:
+    import json
+
+    from aux_secrets.workflows import pull
+    from aux_secrets.cli import hostside, output
+    from aux_secrets.core.bundle_sign import signer_fingerprint
+    from aux_secrets.errors import UsageError
+
+    if not 0 < timeout <= 3600:
+        raise UsageError("--timeout must be more than 0 and at most 3600 seconds")
+    root_dir = hostside.resolve_root(root)
+    parsed = hostside.load_manifest(manifest, root_dir, required=host is None)
+    this_host = host if host is not None else parsed.host if parsed is not None else None
+    if this_host is None:
+        raise UsageError("no host name: pass --host NAME or --manifest PATH")
+    if parsed is not None and host is not None and host != parsed.host:
+        raise UsageError(f"--host {host} differs from the manifest's host {parsed.host}")
+    store = hostside.open_store(parsed, root_dir)
+    result = pull.pull(
+        store,
+        this_host,
+        source,
+        manifest=parsed,
+        timeout=timeout,
+        limit=hostside.MAX_BUNDLE_BYTES,
+        trust_first_signer=trust_first_signer,
+    )
+    done = result.activated
+    if as_json:
+        doc: dict[str, object] = {
+            "host": this_host,
+            "source": result.where,
+            "result": "activated" if done else "up-to-date",
+            "serial": result.serial,
+        }
+        if done is not None:
+            doc["previousSerial"] = done.previous_serial
+            doc["changed"] = list(done.changed)
+            doc["removed"] = list(done.removed)
+            doc["signer"] = signer_fingerprint(done.signer)
+        output.write_stdout_bytes(json.dumps(doc, indent=2).encode() + b"\n")
+    elif done is None:
+        output.info(f"{this_host}: {result.where} holds nothing newer than serial {result.serial}")
+    else:
+        output.info(
+            f"{this_host}: pulled serial {result.serial} from {result.where} "
+            f"(was {done.previous_serial if done.previous_serial is not None else 'none'}): "
+            f"{len(done.changed)} changed, {len(done.removed)} removed"
+        )
+    if done is not None and parsed is not None and not no_install:
+        hostside.install(manifest=manifest, root=root, as_json=as_json)
