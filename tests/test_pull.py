@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,8 +35,12 @@ class Fleet:
         assert result.returncode == 0, result.stderr
         return out.read_bytes()
 
-    def publish(self, data: bytes, name: str = "web1") -> None:
-        (self.pub / f"{name}.age").write_bytes(data)
+    def publish(self, data: bytes, name: str = "web1", *, ago: int = 60) -> None:
+        """Write it as a publish ``ago`` seconds back would have (its Last-Modified)."""
+        path = self.pub / f"{name}.age"
+        path.write_bytes(data)
+        when = time.time() - ago
+        os.utime(path, (when, when))
 
 
 def signer_line(vault: Vault) -> str:
@@ -99,12 +105,21 @@ def test_pull_over_http_activates_installs_then_is_up_to_date(fleet: Fleet) -> N
         assert server.requests()[-1].endswith("304")
         assert len(fleet.host.calls()) == 2
 
-        fleet.publish(fleet.bundle())
+        fleet.publish(fleet.bundle(), ago=30)
         newer = pull(fleet.host, server.url, "--json")
         assert newer.returncode == 0, newer.stderr
         assert (
             json.loads(newer.stdout.decode().split("\n}\n")[0] + "\n}")["serial"] > report["serial"]
         )
+
+
+def test_a_bundle_replaced_within_the_second_is_not_missed(fleet: Fleet) -> None:
+    fleet.publish(fleet.bundle(), ago=0)
+    with serve(fleet.pub) as server:
+        serial = _pulled(fleet, server)
+        fleet.publish(fleet.bundle(), ago=0)  # same second: same Last-Modified
+        assert _pulled(fleet, server) > serial
+        assert not any(line.endswith("304") for line in server.requests())
 
 
 def _pulled(fleet: Fleet, server: Server) -> int:
@@ -119,7 +134,7 @@ def test_replayed_bundle_is_refused_and_the_host_keeps_its_serial(fleet: Fleet) 
     with serve(fleet.pub) as server:
         serial = _pulled(fleet, server)
         before = store_state(fleet.host)
-        fleet.publish(old)
+        fleet.publish(old, ago=30)
         result = pull(fleet.host, server.url)
         assert_one_line_error(result, "not newer", f"this host keeps serial {serial}")
         assert store_state(fleet.host) == before
@@ -132,13 +147,13 @@ def test_foreign_bundles_are_refused(fleet: Fleet, tmp_path: Path) -> None:
         before = store_state(fleet.host)
         # Another host's bundle, put where this host's belongs: it does not open here.
         add_host(fleet.vault, "web2", _keygen(tmp_path / "web2_host_key"))
-        fleet.publish(fleet.bundle("web2"))
+        fleet.publish(fleet.bundle("web2"), ago=50)
         result = pull(fleet.host, server.url)
         assert_one_line_error(result, f"this host keeps serial {serial}")
         # A bundle sealed to this host by another vault: the signer is not the pinned one.
         other = make_vault(tmp_path, "other")
         add_host(other, "web1", (tmp_path / "web1_host_key.pub").read_text())
-        fleet.publish(fleet.bundle(vault=other))
+        fleet.publish(fleet.bundle(vault=other), ago=40)
         result = pull(fleet.host, server.url)
         assert_one_line_error(result, "not in settings.bundleSigners", "keeps serial")
         assert store_state(fleet.host) == before
@@ -150,9 +165,9 @@ def test_truncated_bundles_are_refused(fleet: Fleet) -> None:
         serial = _pulled(fleet, server)
         before = store_state(fleet.host)
         data = fleet.bundle()
-        fleet.publish(data[: len(data) // 2])  # a file cut short on the server
+        fleet.publish(data[: len(data) // 2], ago=50)  # a file cut short on the server
         assert_one_line_error(pull(fleet.host, server.url), f"keeps serial {serial}")
-        fleet.publish(data)
+        fleet.publish(data, ago=40)
         (fleet.pub / ".cut").write_text("web1.age\n")  # a transfer cut short
         assert_one_line_error(pull(fleet.host, server.url), "cut short", "keeps serial")
         assert store_state(fleet.host) == before

@@ -10,11 +10,13 @@ source costs one small request.
 from __future__ import annotations
 
 import base64
+import email.utils
 import http.client
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+from email.message import Message
 from pathlib import Path
 
 from aux_secrets import __version__
@@ -23,6 +25,7 @@ from aux_secrets.adapters.publish import bundle_name
 from aux_secrets.errors import ExternalError, InputError, NotFoundError, UsageError
 
 DEFAULT_TIMEOUT = 30.0
+WEAK_SECONDS = 2
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,28 @@ class Fetched:
     data: bytes | None
     etag: str | None = None
     last_modified: str | None = None
+
+
+def validators(headers: Message) -> tuple[str | None, str | None]:
+    """The ETag and Last-Modified worth sending back next time.
+
+    A Last-Modified has one-second resolution: a file replaced within the second it was
+    fetched would look unchanged forever. So when the server gives a Last-Modified less
+    than :data:`WEAK_SECONDS` before its Date (or no Date), both validators are dropped
+    (a server such as nginx derives its ETag from the same time) and the next pull
+    fetches in full. An ETag without a Last-Modified (a content hash) is kept.
+    """
+    etag, modified = headers.get("ETag"), headers.get("Last-Modified")
+    if modified is None:
+        return etag, None
+    try:
+        changed = email.utils.parsedate_to_datetime(modified)
+        date = email.utils.parsedate_to_datetime(headers.get("Date", ""))
+    except (TypeError, ValueError):
+        return None, None
+    if (date - changed).total_seconds() < WEAK_SECONDS:
+        return None, None
+    return etag, modified
 
 
 def is_url(source: str) -> bool:
@@ -108,12 +133,8 @@ def fetch(
                 raise InputError(f"{label} is larger than {limit} bytes")
             if declared is not None and declared.isdigit() and len(data) != int(declared):
                 raise InputError(f"{label} was cut short ({len(data)} of {declared} bytes)")
-            return Fetched(
-                label,
-                data,
-                response.headers.get("ETag"),
-                response.headers.get("Last-Modified"),
-            )
+            etag_out, modified = validators(response.headers)
+            return Fetched(label, data, etag_out, modified)
     except urllib.error.HTTPError as exc:
         if exc.code == 304:
             return Fetched(label, None, etag, last_modified)

@@ -52,10 +52,10 @@ def pull_command(
 ) -> None:
     import json
 
-    from aux_secrets.workflows import pull
     from aux_secrets.cli import hostside, output
     from aux_secrets.core.bundle_sign import signer_fingerprint
     from aux_secrets.errors import UsageError
+    from aux_secrets.workflows import pull
 
     if not 0 < timeout <= 3600:
         raise UsageError("--timeout must be more than 0 and at most 3600 seconds")
