@@ -102,6 +102,16 @@ def prompt_password(prompt: str = "Master password: ", *, confirm: bool = False)
         os.close(fd)
 
 
+def will_prompt(password_file: Path | None, password_command: str | None) -> bool:
+    """True when :func:`get_password` would ask on the terminal (no other source set)."""
+    return (
+        password_file is None
+        and password_command is None
+        and not os.environ.get(ENV_FILE)
+        and not os.environ.get(ENV_COMMAND)
+    )
+
+
 def get_password(
     password_file: Path | None = None,
     password_command: str | None = None,

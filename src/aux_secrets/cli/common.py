@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from aux_secrets.cli import output
+from aux_secrets.errors import AuxError, WrongPasswordError
 
 if TYPE_CHECKING:
     from aux_secrets.adapters.vault import Vault
@@ -71,14 +72,37 @@ def legacy_warning() -> None:
     output.warning(LEGACY_WARNING)
 
 
+def prompt_for(vault: Vault) -> str:
+    """The password prompt names the vault it unlocks."""
+    return f"Master password for {vault.root}: "
+
+
 def unlock_vault(
     vault: Path | None, password_file: Path | None, password_command: str | None
 ) -> tuple[Vault, Scheme]:
-    """Find the vault, read the master password, verify it, and return the scheme."""
-    from aux_secrets.adapters.password import get_password
+    """Find the vault, read the master password, verify it, and return the scheme.
+
+    A vault the agent holds is used from there, with no password. A password typed at
+    the terminal unlocks the vault in the agent (started on demand), so the next
+    command does not ask; a password from a file or command unlocks here only, so
+    scripts never start an agent.
+    """
+    from aux_secrets.adapters import agent
+    from aux_secrets.adapters.password import get_password, will_prompt
 
     found = open_vault(vault)
     if found.is_legacy:
         legacy_warning()
-    password = get_password(password_file, password_command)
+    held = agent.held_scheme(found)
+    if held is not None:
+        return found, held
+    typed = will_prompt(password_file, password_command)
+    password = get_password(password_file, password_command, prompt=prompt_for(found))
+    if typed and agent.enabled():
+        try:
+            return found, agent.unlock_in_agent(found, password)
+        except WrongPasswordError:
+            raise
+        except AuxError as exc:
+            output.warning(f"unlocking without the agent: {exc.message}")
     return found, found.unlock(password)

@@ -42,6 +42,7 @@ COMMAND_MODULES = (
     "aux_secrets.cli.rebuild",
     "aux_secrets.cli.units",
     "aux_secrets.cli.pull",
+    "aux_secrets.cli.agent",
 )
 
 APP_SETTINGS: dict[str, Any] = {
