@@ -32,7 +32,12 @@ from aux_secrets.core.fingerprint import is_fingerprint
 from aux_secrets.errors import FormatVersionError, InputError
 
 VERSION = 1
-EVENTS = ("activate", "install")
+EVENTS = ("activate", "install", "repair")
+# An entry longer than this carries counts and a digest instead of its lists (section 5
+# of the spec), so every line stays far below what a reader accepts (MAX_LINE_BYTES).
+MAX_ENTRY_BYTES = 64 * 1024
+MAX_LINE_BYTES = 16 * 1024 * 1024
+_SUMMARY_DOMAIN = b"aux-secrets audit summary v1\x00"
 GENESIS = "0" * 64
 _DOMAIN = b"aux-secrets audit v1\x00"
 _HASH_RE = re.compile(r"[0-9a-f]{64}")
@@ -53,6 +58,18 @@ _FIELDS = {
     "prev",
     "hash",
 }
+_OPTIONAL = {"summary", "dropped"}
+_SUMMARY_FIELDS = {"changed", "restartUnits", "reloadUnits", "digest"}
+
+
+@dataclass(frozen=True)
+class AuditSummary:
+    """What an entry too long to write in full carries instead of its lists."""
+
+    changed: int
+    restart_units: int
+    reload_units: int
+    digest: str  # SHA-256 over the full lists (summary_digest)
 
 
 @dataclass(frozen=True)
@@ -69,6 +86,8 @@ class AuditEvent:
     fingerprints: Mapping[str, str] = field(default_factory=dict)
     restart_units: tuple[str, ...] = ()
     reload_units: tuple[str, ...] = ()
+    summary: AuditSummary | None = None  # set instead of the lists for a long entry
+    dropped: int | None = None  # "repair": bytes of a torn last line removed
 
 
 @dataclass(frozen=True)
@@ -114,8 +133,50 @@ def _check_event(ev: AuditEvent, where: str) -> None:
                 raise InputError(f"{where}.{key}: {unit!r} is not a unit name")
 
 
+def summary_digest(ev: AuditEvent) -> str:
+    """SHA-256 over an event's full lists: lets someone holding them check a summary."""
+    lists = {
+        "changed": sorted(ev.changed),
+        "fingerprints": dict(sorted(ev.fingerprints.items())),
+        "reloadUnits": sorted(ev.reload_units),
+        "restartUnits": sorted(ev.restart_units),
+    }
+    return hashlib.sha256(_SUMMARY_DOMAIN + canonical_json(lists)).hexdigest()
+
+
+def summarised(ev: AuditEvent) -> AuditEvent:
+    """``ev`` with its lists replaced by their counts and digest."""
+    summary = AuditSummary(
+        changed=len(ev.changed),
+        restart_units=len(ev.restart_units),
+        reload_units=len(ev.reload_units),
+        digest=summary_digest(ev),
+    )
+    return AuditEvent(
+        event=ev.event,
+        time=ev.time,
+        host=ev.host,
+        bundle_id=ev.bundle_id,
+        serial=ev.serial,
+        generation=ev.generation,
+        summary=summary,
+        dropped=ev.dropped,
+    )
+
+
 def _body(seq: int, prev: str, ev: AuditEvent) -> dict[str, Any]:
+    optional: dict[str, Any] = {}
+    if ev.summary is not None:
+        optional["summary"] = {
+            "changed": ev.summary.changed,
+            "digest": ev.summary.digest,
+            "reloadUnits": ev.summary.reload_units,
+            "restartUnits": ev.summary.restart_units,
+        }
+    if ev.dropped is not None:
+        optional["dropped"] = ev.dropped
     return {
+        **optional,
         "bundleId": ev.bundle_id,
         "changed": sorted(ev.changed),
         "event": ev.event,
@@ -142,6 +203,8 @@ def encode_entry(head: AuditHead, event: AuditEvent) -> tuple[bytes, AuditHead]:
     body = _body(head.count, head.hash, event)
     digest = _hash(body)
     line = canonical_json({**body, "hash": digest}) + b"\n"
+    if len(line) > MAX_ENTRY_BYTES and event.summary is None:
+        return encode_entry(head, summarised(event))
     return line, AuditHead(count=head.count + 1, hash=digest)
 
 
@@ -160,7 +223,7 @@ def decode_entry(line: bytes, where: str) -> AuditEntry:
         raise FormatVersionError(
             f"{where}: audit entry version {doc.get('version')!r} is not supported"
         )
-    unknown = sorted(set(doc) - _FIELDS)
+    unknown = sorted(set(doc) - _FIELDS - _OPTIONAL)
     if unknown:
         raise InputError(f"{where}: unknown field {unknown[0]!r}")
     missing = sorted(_FIELDS - set(doc))
@@ -178,6 +241,12 @@ def decode_entry(line: bytes, where: str) -> AuditEntry:
     for name in ("event", "host"):
         if not isinstance(doc[name], str):
             raise InputError(f"{where}: {name} is not a string")
+    summary = _decode_summary(doc.get("summary"), where) if "summary" in doc else None
+    dropped = doc.get("dropped")
+    if "dropped" in doc and (
+        isinstance(dropped, bool) or not isinstance(dropped, int) or dropped < 0
+    ):
+        raise InputError(f"{where}: dropped is not a whole number")
     event = AuditEvent(
         event=doc["event"],
         time=parse_instant_strict(doc["time"], f"{where}.time"),
@@ -189,6 +258,8 @@ def decode_entry(line: bytes, where: str) -> AuditEntry:
         fingerprints=fps,
         restart_units=_str_list(doc["restartUnits"], f"{where}.restartUnits"),
         reload_units=_str_list(doc["reloadUnits"], f"{where}.reloadUnits"),
+        summary=summary,
+        dropped=dropped,
     )
     _check_event(event, where)
     body = {k: v for k, v in doc.items() if k != "hash"}
@@ -197,6 +268,20 @@ def decode_entry(line: bytes, where: str) -> AuditEntry:
     if _hash(body) != digest:
         raise InputError(f"{where}: hash does not match the entry (the entry was changed)")
     return AuditEntry(seq=seq, prev=prev, hash=digest, event=event)
+
+
+def _decode_summary(value: object, where: str) -> AuditSummary:
+    if not isinstance(value, dict) or set(value) != _SUMMARY_FIELDS:
+        raise InputError(f"{where}.summary: expected exactly {', '.join(sorted(_SUMMARY_FIELDS))}")
+    counts = [value[k] for k in ("changed", "restartUnits", "reloadUnits")]
+    if any(isinstance(c, bool) or not isinstance(c, int) or c < 0 for c in counts):
+        raise InputError(f"{where}.summary: counts must be whole numbers")
+    digest = value["digest"]
+    if not isinstance(digest, str) or not _HASH_RE.fullmatch(digest):
+        raise InputError(f"{where}.summary.digest: not a SHA-256 hex digest")
+    return AuditSummary(
+        changed=counts[0], restart_units=counts[1], reload_units=counts[2], digest=digest
+    )
 
 
 def verify_log(data: bytes, head: AuditHead | None, *, name: str = "audit log") -> list[AuditEntry]:
@@ -261,14 +346,19 @@ def decode_head(data: bytes, *, name: str = "audit head") -> AuditHead:
 __all__ = [
     "EVENTS",
     "GENESIS",
+    "MAX_ENTRY_BYTES",
+    "MAX_LINE_BYTES",
     "VERSION",
     "AuditEntry",
     "AuditEvent",
     "AuditHead",
+    "AuditSummary",
     "decode_entry",
     "decode_head",
     "encode_entry",
     "encode_head",
     "head_of",
+    "summarised",
+    "summary_digest",
     "verify_log",
 ]
