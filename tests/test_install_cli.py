@@ -433,3 +433,37 @@ def test_root_that_is_a_file_is_named_as_such(tmp_path: Path) -> None:
     result = cli("install", "--root", root)
     assert_one_line_error(result, f"root directory {root} is not a directory")
     assert root.read_bytes() == b"not a directory"
+
+
+def test_a_broken_audit_log_never_stops_the_restarts(host: Host) -> None:
+    assert host.install().returncode == 0
+    log = host.root / "var/lib/aux-secrets/audit.jsonl"
+    lines = log.read_bytes().splitlines(keepends=True)
+    log.write_bytes(b"".join(lines[:-1]))  # an entry cut from the end: appends refused
+    before = len(host.recorded())
+    result = host.install(at=month(2026, 12))
+    stderr = result.stderr.decode()
+    assert result.returncode == 0, stderr
+    assert "warning: generation 2 is live, but the audit log did not record it" in stderr
+    assert host.recorded()[before:] == [
+        "try-restart app.service",
+        "try-reload-or-restart api.service",
+    ]
+    assert (host.root / "run/aux-secrets/hmac").read_bytes().startswith(b"HMAC_CURRENT=hmac-dec")
+
+
+def test_a_torn_audit_line_is_recovered_by_the_next_install(host: Host) -> None:
+    assert host.install().returncode == 0
+    log = host.root / "var/lib/aux-secrets/audit.jsonl"
+    head = host.root / "var/lib/aux-secrets/audit.head"
+    kept = head.read_bytes()
+    assert host.install(at=month(2026, 12)).returncode == 0
+    data = log.read_bytes()
+    log.write_bytes(data[:-30])  # what an append cut short by a full disk used to leave
+    head.write_bytes(kept)
+    result = host.install(at=month(2026, 12))
+    assert result.returncode == 0, result.stderr.decode()
+    audit = cli("audit", "verify", "--root", host.root, "--manifest", host.manifest)
+    assert audit.returncode == 0, audit.stderr.decode()
+    events = [json.loads(line)["event"] for line in log.read_bytes().splitlines()]
+    assert events == ["activate", "install", "repair", "install"]

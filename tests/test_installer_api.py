@@ -63,8 +63,9 @@ class Audit:
     def __init__(self) -> None:
         self.events: list[AuditEvent] = []
 
-    def append(self, event: AuditEvent) -> None:
+    def append_or_warn(self, event: AuditEvent, *, done: str) -> tuple[str, ...]:
         self.events.append(event)
+        return ()
 
 
 class Units:

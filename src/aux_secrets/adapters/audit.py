@@ -36,7 +36,7 @@ from aux_secrets.core.audit import (
     encode_head,
     verify_log,
 )
-from aux_secrets.errors import ExternalError, InputError
+from aux_secrets.errors import AuxError, ExternalError, InputError
 
 LOG_NAME = "audit.jsonl"
 HEAD_NAME = "audit.head"
@@ -160,6 +160,16 @@ class AuditLog:
                 return self._write(fd, head, event)
             finally:
                 os.close(fd)
+
+    def append_or_warn(self, event: AuditEvent, *, done: str) -> tuple[str, ...]:
+        """``append``, for callers whose change is already committed (``done`` says what):
+        a problem with the log becomes a warning, never a failure of that change."""
+        try:
+            self.append(event)
+        except (AuxError, OSError) as exc:
+            why = exc.message if isinstance(exc, AuxError) else str(exc.strerror)
+            return (f"{done}, but the audit log did not record it: {why}",)
+        return ()
 
     def verify(self) -> list[AuditEntry]:
         """Every entry, after checking hashes, the chain and the head; InputError otherwise."""

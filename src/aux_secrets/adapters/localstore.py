@@ -100,6 +100,7 @@ class ActivateResult:
     replaced_signer: bytes | None = None
     # True when the host had no manifest and the one the bundle carries was used.
     carried_manifest: bool = False
+    warnings: tuple[str, ...] = ()  # the audit entry could not be written, and why
 
 
 def current_slot_at(secret: BundleSecret, at: datetime) -> bytes:
@@ -357,7 +358,7 @@ class LocalStore:
             self._remove_stale_blobs(keep=blob_name)
             written = self._write_credentials(wanted, sealed) if manifest is not None else ()
             changed, removed = _changes(old, meta)
-            self.audit.append(
+            warnings = self.audit.append_or_warn(
                 AuditEvent(
                     event="activate",
                     time=at,
@@ -370,7 +371,8 @@ class LocalStore:
                         for name, s in payload.secrets.items()
                         if name in changed
                     },
-                )
+                ),
+                done=f"bundle serial {payload.serial} is active",
             )
         return ActivateResult(
             meta=meta,
@@ -381,6 +383,7 @@ class LocalStore:
             signer=envelope.signer,
             replaced_signer=replaced,
             carried_manifest=manifest is payload.manifest and manifest is not None,
+            warnings=warnings,
         )
 
     def _remove_stale_blobs(self, keep: str) -> None:

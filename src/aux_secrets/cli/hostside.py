@@ -158,6 +158,8 @@ def activate(
     result = store.activate(data, this_host, manifest=parsed, trust_new_signer=trust_new_signer)
     meta = result.meta
     signer = signer_fingerprint(result.signer)
+    for warning in result.warnings:
+        output.warning(warning)
     if result.carried_manifest:
         output.info(
             "this host has no manifest yet: sealed as the manifest the bundle carries asks; "
@@ -278,7 +280,7 @@ def install(
         dry_run=dry_run,
         for_users=for_users,
     )
-    for warning in report.result.warnings:
+    for warning in report.warnings:
         output.warning(warning)
     if isinstance(source, Recording) and source.payload is not None:
         made_from = source.payload.manifest

@@ -36,6 +36,7 @@ class InstallReport:
     missing: tuple[Missing, ...]
     next_rotation: datetime | None
     requested: tuple[tuple[str, tuple[str, ...]], ...]  # (verb, units) actually asked for
+    warnings: tuple[str, ...] = ()  # the tree's, and an audit entry that was not written
 
 
 class PayloadSource(Protocol):
@@ -43,7 +44,7 @@ class PayloadSource(Protocol):
 
 
 class AuditSink(Protocol):
-    def append(self, event: AuditEvent) -> object: ...
+    def append_or_warn(self, event: AuditEvent, *, done: str) -> tuple[str, ...]: ...
 
 
 class CredentialSink(Protocol):
@@ -166,10 +167,13 @@ def install(
     files, no_owner = files_to_write(desired)
     tree = trees(manifest.settings)[1 if for_users else 0]
     requested: list[tuple[str, tuple[str, ...]]] = []
+    warnings: list[str] = []
 
     def after_swap(plan: Plan, generation: int) -> None:
+        # The generation is live: a problem with the log never stops the restarts.
         if audit is not None:
-            audit.append(audit_event(manifest, payload, desired, plan, generation, at))
+            event = audit_event(manifest, payload, desired, plan, generation, at)
+            warnings.extend(audit.append_or_warn(event, done=f"generation {generation} is live"))
         if requester is not None:
             requested.extend(restarts.request_units(requester, plan, generation))
 
@@ -186,4 +190,5 @@ def install(
         missing=(*desired.missing, *no_owner, *result.refused),
         next_rotation=desired.next_rotation,
         requested=tuple(requested),
+        warnings=(*result.warnings, *warnings),
     )
