@@ -367,9 +367,12 @@ class LocalStore:
                     serial=payload.serial,
                     changed=changed,
                     fingerprints={
-                        name: fingerprint(payload.fingerprint_key, name, current_slot_at(s, at))
-                        for name, s in payload.secrets.items()
-                        if name in changed
+                        name: fingerprint(
+                            payload.fingerprint_key,
+                            name,
+                            current_slot_at(payload.secrets[name], at),
+                        )
+                        for name in changed
                     },
                 ),
                 done=f"bundle serial {payload.serial} is active",
