@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
 
-from aux_secrets.core.derive import DeriveRequest, derive
+from aux_secrets.core.derive import ENCODINGS, DeriveRequest, derive, derive_with_public
 from aux_secrets.core.gokey import GokeyUnseeded
 from tests.helpers import require_program
 
@@ -144,3 +144,13 @@ def test_25519_pem_reencodes_identically(type: str) -> None:
     key = serialization.load_pem_private_key(private, None)
     again = key.private_bytes(PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     assert again == private
+
+
+@pytest.mark.parametrize(
+    ("type", "encoding"),
+    [(t, e) for t, encodings in ENCODINGS.items() if t != "rsa4096" for e in encodings],
+)
+def test_derive_with_public_is_derive_and_the_default_public_half(type: str, encoding: str) -> None:
+    value, public = derive_with_public(SCHEME, DeriveRequest("enc", type, encoding=encoding))
+    assert value == d(type, encoding)
+    assert public == (None if type in ("pass", "raw") else d(type, public=True))

@@ -88,6 +88,52 @@ def test_key_type_has_public_half_and_public_files() -> None:
     assert public.slots[0].value.startswith(b"ssh-ed25519 ")
 
 
+@pytest.mark.parametrize("encoding", [None, "openssh"])
+def test_rsa_key_and_its_public_half_are_one_prime_search(
+    encoding: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An RSA key is a prime search: the bundle's public half comes from the same key, not
+    # from a second search over the same stream.
+    from aux_secrets.core import derive as derive_module
+
+    searches: list[int] = []
+    real = derive_module.rsa_private
+
+    def counting(stream: object, bits: int) -> object:
+        searches.append(bits)
+        return real(stream, bits)  # type: ignore[arg-type]
+
+    source: dict[str, object] = {"realm": "ssh/rsa", "type": "rsa2048"}
+    if encoding is not None:
+        source["encoding"] = encoding
+    m = manifest({"k": {"source": {"derive": source}}})
+    monkeypatch.setattr(derive_module, "rsa_private", counting)
+    secret = resolve.resolve_secret(m.secrets["k"], SCHEME, None, AT)
+    assert searches == [2048]
+    monkeypatch.undo()
+    assert secret.slots[0].value == derive(
+        SCHEME, DeriveRequest("ssh/rsa", "rsa2048", encoding=encoding)
+    )
+    assert secret.public == derive(SCHEME, DeriveRequest("ssh/rsa", "rsa2048", public=True))
+
+
+def test_rotated_key_public_half_is_the_current_slots() -> None:
+    source = {
+        "realm": "wg/{period}",
+        "type": "x25519",
+        "encoding": "wireguard",
+        "rotation": {"period": "monthly", "retired": 1, "ahead": 1},
+    }
+    m = manifest({"wg": {"source": {"derive": source}}})
+    secret = resolve.resolve_secret(m.secrets["wg"], SCHEME, None, AT)
+    assert secret.slots[0].role == "current"
+    realm = secret.slots[0].realm
+    assert secret.public == derive(SCHEME, DeriveRequest(realm, "x25519", public=True))
+    assert secret.public != derive(
+        SCHEME, DeriveRequest(secret.slots[1].realm, "x25519", public=True)
+    )
+
+
 class Stored:
     def __init__(self, current: bytes, retired: tuple[bytes, ...], versions: tuple[int, ...]):
         self.current, self.retired, self.retired_versions = current, retired, versions

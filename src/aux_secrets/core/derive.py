@@ -7,7 +7,7 @@ stream for (realm, purpose). See docs/spec/derivation.md.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from aux_secrets.core import encode
@@ -28,6 +28,7 @@ from aux_secrets.core.passwords import (
     generate_password,
 )
 from aux_secrets.core.realm import RESERVED_PREFIX, check_user_realm
+from aux_secrets.core.rsa_prime import RsaKey
 from aux_secrets.errors import PolicyError, UsageError
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "check_user_realm",
     "default_encoding",
     "derive",
+    "derive_with_public",
     "purpose_of",
 ]
 
@@ -169,60 +171,78 @@ def _validate(request: DeriveRequest) -> str:
     return resolve_encoding(request)
 
 
-def _derive_pass(stream: KeyStream, request: DeriveRequest, encoding: str) -> bytes:
+# Each generator turns one key stream into the requested encodings of the same key: a
+# key type's private file and its public half come from one derivation (an RSA key is a
+# prime search, done once).
+Generator = Callable[[KeyStream, DeriveRequest, Sequence[str]], list[bytes]]
+
+
+def _derive_pass(
+    stream: KeyStream, request: DeriveRequest, encodings: Sequence[str]
+) -> list[bytes]:
     length = request.length if request.length is not None else default_length(request.charset)
     policy = PasswordPolicy(request.charset, length, request.minimums)
-    return generate_password(stream, policy).encode("ascii")
+    return [generate_password(stream, policy).encode("ascii")]
 
 
-def _derive_raw(stream: KeyStream, request: DeriveRequest, encoding: str) -> bytes:
+def _derive_raw(stream: KeyStream, request: DeriveRequest, encodings: Sequence[str]) -> list[bytes]:
     data = stream.read(request.length if request.length is not None else RAW_DEFAULT_LENGTH)
-    if encoding == "hex":
-        return data.hex().encode("ascii")
-    if encoding == "base64":
-        return base64.b64encode(data)
-    return data
+    forms: dict[str, Callable[[], bytes]] = {
+        "hex": lambda: data.hex().encode("ascii"),
+        "base64": lambda: base64.b64encode(data),
+        "binary": lambda: data,
+    }
+    return [forms[e]() for e in encodings]
 
 
-def _derive_ed25519(stream: KeyStream, request: DeriveRequest, encoding: str) -> bytes:
+def _derive_ed25519(
+    stream: KeyStream, request: DeriveRequest, encodings: Sequence[str]
+) -> list[bytes]:
     seed = ed25519_seed(stream)
-    return {
+    forms: dict[str, Callable[[], bytes]] = {
         "pem": lambda: encode.pkcs8_25519_pem(encode.ED25519_OID, seed),
         "openssh": lambda: encode.ed25519_openssh_private(seed),
         "public": lambda: encode.ed25519_ssh_public(seed),
         "public-pem": lambda: encode.ed25519_public_pem(seed),
-    }[encoding]()
+    }
+    return [forms[e]() for e in encodings]
 
 
-def _derive_x25519(stream: KeyStream, request: DeriveRequest, encoding: str) -> bytes:
+def _derive_x25519(
+    stream: KeyStream, request: DeriveRequest, encodings: Sequence[str]
+) -> list[bytes]:
     key = x25519_private(stream)
-    return {
+    forms: dict[str, Callable[[], bytes]] = {
         "pem": lambda: encode.pkcs8_25519_pem(encode.X25519_OID, key),
         "wireguard": lambda: encode.wireguard_key(key),
         "public": lambda: encode.wireguard_key(encode.x25519_public(key)),
         "public-pem": lambda: encode.x25519_public_pem(key),
-    }[encoding]()
+    }
+    return [forms[e]() for e in encodings]
 
 
-def _derive_ec(stream: KeyStream, request: DeriveRequest, encoding: str) -> bytes:
+def _derive_ec(stream: KeyStream, request: DeriveRequest, encodings: Sequence[str]) -> list[bytes]:
     curve = CURVES[request.type]
     k = ec_private_scalar(stream, curve)
-    if encoding == "public":
-        return encode.ec_public_pem(curve, k)
-    return encode.sec1_ec_pem(curve, k)
+    forms: dict[str, Callable[[], bytes]] = {
+        "pem": lambda: encode.sec1_ec_pem(curve, k),
+        "public": lambda: encode.ec_public_pem(curve, k),
+    }
+    return [forms[e]() for e in encodings]
 
 
-def _derive_rsa(stream: KeyStream, request: DeriveRequest, encoding: str) -> bytes:
+def _derive_rsa(stream: KeyStream, request: DeriveRequest, encodings: Sequence[str]) -> list[bytes]:
     key = rsa_private(stream, RSA_BITS[request.type])
-    return {
+    forms: dict[str, Callable[[RsaKey], bytes]] = {
         "pem": encode.pkcs1_rsa_pem,
         "openssh": encode.rsa_openssh_private,
         "public": encode.rsa_public_pem,
         "public-openssh": encode.rsa_ssh_public,
-    }[encoding](key)
+    }
+    return [forms[e](key) for e in encodings]
 
 
-_GENERATORS: Mapping[str, Callable[[KeyStream, DeriveRequest, str], bytes]] = {
+_GENERATORS: Mapping[str, Generator] = {
     "pass": _derive_pass,
     "raw": _derive_raw,
     "ed25519": _derive_ed25519,
@@ -235,6 +255,16 @@ _GENERATORS: Mapping[str, Callable[[KeyStream, DeriveRequest, str], bytes]] = {
 }
 
 
+def _stream_for(scheme: Scheme, request: DeriveRequest) -> tuple[KeyStream, str]:
+    """Validate ``request`` (before touching the scheme); its stream and its encoding."""
+    encoding = _validate(request)
+    if request.type == "pass":
+        # Validate the policy before any key stream is made.
+        length = request.length if request.length is not None else default_length(request.charset)
+        PasswordPolicy(request.charset, length, request.minimums).validate()
+    return scheme.stream(request.realm, purpose_of(request)), encoding
+
+
 def derive(scheme: Scheme, request: DeriveRequest) -> bytes:
     """The bytes ``request`` names, exactly as printed or written (no trailing newline on
     single-line values; PEM and OpenSSH files end with a newline).
@@ -242,10 +272,16 @@ def derive(scheme: Scheme, request: DeriveRequest) -> bytes:
     Validates the request (UsageError, PolicyError) before touching the scheme. The reserved
     realm prefix is not checked here: callers serving users call check_user_realm().
     """
-    encoding = _validate(request)
-    if request.type == "pass":
-        # Validate the policy before any key stream is made.
-        length = request.length if request.length is not None else default_length(request.charset)
-        PasswordPolicy(request.charset, length, request.minimums).validate()
-    stream = scheme.stream(request.realm, purpose_of(request))
-    return _GENERATORS[request.type](stream, request, encoding)
+    stream, encoding = _stream_for(scheme, request)
+    return _GENERATORS[request.type](stream, request, (encoding,))[0]
+
+
+def derive_with_public(scheme: Scheme, request: DeriveRequest) -> tuple[bytes, bytes | None]:
+    """``derive(scheme, request)`` and, for a key type, the key's default public half
+    (what ``public=True`` without an encoding gives), from one derivation of the key;
+    None as the public half of ``pass`` and ``raw``."""
+    stream, encoding = _stream_for(scheme, request)
+    if request.type in ("pass", "raw"):
+        return _GENERATORS[request.type](stream, request, (encoding,))[0], None
+    value, public = _GENERATORS[request.type](stream, request, (encoding, "public"))
+    return value, public

@@ -77,12 +77,13 @@ def rotation_of(source: DeriveSource) -> Rotation | None:
 def _derive_slots(
     name: str, source: DeriveSource, scheme: Scheme, at: datetime
 ) -> tuple[tuple[ResolvedSlot, ...], bytes | None]:
-    from aux_secrets.core.derive import DeriveRequest, derive
+    from aux_secrets.core.derive import DeriveRequest, derive, derive_with_public
 
     slots: list[ResolvedSlot] = []
+    public: bytes | None = None
     try:
         expanded = expand(source.realm, rotation_of(source), at)
-        for slot in expanded:
+        for index, slot in enumerate(expanded):
             request = DeriveRequest(
                 realm=slot.realm,
                 type=source.type,
@@ -91,7 +92,11 @@ def _derive_slots(
                 encoding=source.encoding,
                 public=source.public,
             )
-            value = derive(scheme, request)
+            if index == 0 and source.type in KEY_TYPES and not source.public:
+                # The public half of the first slot's key, from the same derivation.
+                value, public = derive_with_public(scheme, request)
+            else:
+                value = derive(scheme, request)
             slots.append(
                 ResolvedSlot(
                     slot.role,
@@ -102,13 +107,8 @@ def _derive_slots(
                     value,
                 )
             )
-        public = None
         if source.type in KEY_TYPES and source.public:
             public = slots[0].value  # the file already is the current public half
-        elif source.type in KEY_TYPES:
-            public = derive(
-                scheme, DeriveRequest(realm=expanded[0].realm, type=source.type, public=True)
-            )
     except AuxError as exc:
         raise type(exc)(f"secret {name!r}: {exc.message}", hint=exc.hint) from None
     return tuple(slots), public
