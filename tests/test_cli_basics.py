@@ -32,6 +32,25 @@ def test_version() -> None:
     assert result.stdout.startswith(b"aux-secrets ")
 
 
+def test_version_builds_no_command_and_says_what_typer_says() -> None:
+    # --version is answered before typer or any command module is imported; the text is
+    # the one the eager --version option of the full app prints.
+    probe = (
+        "import sys\n"
+        "from aux_secrets.cli.main import main\n"
+        "code = main(['--version'])\n"
+        "prefixes = ('typer', 'click', 'aux_secrets.cli.')\n"
+        "print(code, sorted(m for m in sys.modules if m.startswith(prefixes)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, check=True)
+    version, report = done.stdout.decode().splitlines()
+    assert version.startswith("aux-secrets ")
+    assert report == "0 ['aux_secrets.cli.main']"
+    # Through the whole app (a command name after it), typer's eager --version says the same.
+    full = cli("--version", "demo")
+    assert full.returncode == 0 and full.stdout.decode().strip() == version
+
+
 def test_extra_argument_is_not_echoed() -> None:
     # A value typed where it does not belong (`store add NAME VALUE`) may be a secret:
     # the error says what is wrong without repeating it into logs.

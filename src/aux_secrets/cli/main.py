@@ -1,7 +1,9 @@
 """Entry point: builds the typer app from the command modules and maps errors to exits.
 
 Command modules import their heavy dependencies inside the command functions, so
-``aux-secrets --help`` and a single ``derive`` stay fast.
+``aux-secrets --help`` and a single ``derive`` stay fast. Importing this module builds
+nothing: the app is made on first use, and ``aux-secrets --version`` is answered before
+typer or any command module is imported.
 """
 
 from __future__ import annotations
@@ -9,21 +11,12 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import Any
-
-import typer
-
-try:  # typer >= 0.26 vendors click; older releases (and some distributions) use click
-    from typer._click.exceptions import ClickException, NoArgsIsHelpError
-except ImportError:  # pragma: no cover - depends on the installed typer
-    from click.exceptions import (  # type: ignore[no-redef,import-not-found]
-        ClickException,
-        NoArgsIsHelpError,
-    )
+from typing import TYPE_CHECKING, Any
 
 from aux_secrets import __version__
-from aux_secrets.cli import output
-from aux_secrets.errors import AuxError
+
+if TYPE_CHECKING:
+    import typer
 
 # Each module defines ``register(app)``; the order is the order of ``--help``.
 COMMAND_MODULES = (
@@ -55,26 +48,41 @@ APP_SETTINGS: dict[str, Any] = {
     "context_settings": {"help_option_names": ["-h", "--help"]},
 }
 
-app = typer.Typer(**APP_SETTINGS)
+_built: list[typer.Typer] = []
 
 
-def _version(value: bool) -> None:
-    if value:
-        print(f"aux-secrets {__version__}")
-        raise typer.Exit()
+def build_app() -> typer.Typer:
+    """The whole command tree, every command module registered (built once)."""
+    if _built:
+        return _built[0]
+    import typer
+
+    def _version(value: bool) -> None:
+        if value:
+            print(f"aux-secrets {__version__}")
+            raise typer.Exit()
+
+    app = typer.Typer(**APP_SETTINGS)
+
+    @app.callback()
+    def _root(
+        version: bool = typer.Option(
+            False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ) -> None:
+        """Vaultless secrets for NixOS and Aux: derive, store, provision and install."""
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(app)
+    _built.append(app)
+    return app
 
 
-@app.callback()
-def _root(
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
-    ),
-) -> None:
-    """Vaultless secrets for NixOS and Aux: derive, store, provision and install."""
-
-
-for _name in COMMAND_MODULES:
-    importlib.import_module(_name).register(app)
+def __getattr__(name: str) -> Any:
+    """``app``: the whole command tree, built on first access."""
+    if name == "app":
+        return build_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _entry_name(info: Any) -> str | None:
@@ -94,6 +102,9 @@ def _app_for(args: Sequence[str]) -> typer.Typer:
 
     Top-level help and unknown commands (for typer's suggestions) get the whole app.
     """
+    import typer
+
+    app = build_app()
     name = next((arg for arg in args if not arg.startswith("-")), None)
     if name is None:
         return app
@@ -136,6 +147,22 @@ def main(argv: list[str] | None = None) -> int:
     set_private_umask()
     _fill_closed_standard_streams()
     args = sys.argv[1:] if argv is None else argv
+    if list(args) == ["--version"]:  # what typer would print, without building anything
+        print(f"aux-secrets {__version__}")
+        return 0
+    import typer
+
+    try:  # typer >= 0.26 vendors click; older releases (and some distributions) use click
+        from typer._click.exceptions import ClickException, NoArgsIsHelpError
+    except ImportError:  # pragma: no cover - depends on the installed typer
+        from click.exceptions import (  # type: ignore[no-redef,import-not-found]
+            ClickException,
+            NoArgsIsHelpError,
+        )
+
+    from aux_secrets.cli import output
+    from aux_secrets.errors import AuxError
+
     command = typer.main.get_command(_app_for(args))
     try:
         result = command.main(args=list(args), prog_name="aux-secrets", standalone_mode=False)
