@@ -90,4 +90,24 @@ def same_manifest(a: Manifest, b: Manifest) -> bool:
     return manifest_to_dict(a) == manifest_to_dict(b)
 
 
-__all__ = ["Carried", "Loaded", "Recording", "carried_manifest", "same_manifest"]
+def other_manifest_warning(payload: BundlePayload, manifest: Manifest, path: Path) -> str | None:
+    """The warning for an install with the host's own manifest (at ``path``) from a bundle
+    made from another one; None when they ask for the same or the bundle carries none."""
+    made_from = payload.manifest
+    if made_from is None or same_manifest(made_from, manifest):
+        return None
+    return (
+        f"the active bundle (serial {payload.serial}) was made from another "
+        f"manifest than {path}; installed with the "
+        "host's own (switching to the new configuration installs the rest)"
+    )
+
+
+__all__ = [
+    "Carried",
+    "Loaded",
+    "Recording",
+    "carried_manifest",
+    "other_manifest_warning",
+    "same_manifest",
+]

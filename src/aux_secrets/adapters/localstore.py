@@ -20,7 +20,7 @@ import errno
 import hashlib
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -101,6 +101,8 @@ class ActivateResult:
     # True when the host had no manifest and the one the bundle carries was used.
     carried_manifest: bool = False
     warnings: tuple[str, ...] = ()  # the audit entry could not be written, and why
+    # What became active, decoded once: an install in the same process starts from it.
+    payload: BundlePayload | None = field(default=None, repr=False)
 
 
 def current_slot_at(secret: BundleSecret, at: datetime) -> bytes:
@@ -387,6 +389,7 @@ class LocalStore:
             replaced_signer=replaced,
             carried_manifest=manifest is payload.manifest and manifest is not None,
             warnings=warnings,
+            payload=payload,
         )
 
     def _remove_stale_blobs(self, keep: str) -> None:

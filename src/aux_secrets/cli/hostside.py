@@ -13,16 +13,23 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from aux_secrets.adapters.hostroot import (
+    DEFAULT_MANIFEST,
+    load_manifest,
+    manifest_path,
+    missing_error,
+    open_store,
+    resolve_root,
+    settings_of,
+)
+
 if TYPE_CHECKING:
-    from aux_secrets.adapters.localstore import LocalStore
     from aux_secrets.core.localstore import StoreMeta
-    from aux_secrets.core.manifest import Manifest, Settings
+    from aux_secrets.core.manifest import Manifest
 
 # --------------------------------------------------------------------------- shared options
 # Reused by every host-side command (activate, status, audit, install).
 
-DEFAULT_MANIFEST = "/etc/aux-secrets/manifest.json"
-MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 MAX_BUNDLE_BYTES = 80 * 1024 * 1024
 
 
@@ -38,61 +45,6 @@ ManifestOpt = Annotated[
 ]
 RootOpt = Annotated[Path | None, typer.Option("--root", metavar="DIR", help=ROOT_HELP)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
-
-
-def resolve_root(root: Path | None) -> Path:
-    """The --root directory as an absolute path (``/`` when not given)."""
-    from aux_secrets.errors import InputError, NotFoundError
-
-    if root is None:
-        return Path("/")
-    resolved = root.absolute()
-    if resolved.exists() and not resolved.is_dir():
-        raise InputError(f"root directory {root} is not a directory")
-    if not resolved.is_dir():
-        raise NotFoundError(f"root directory {root} does not exist")
-    return resolved
-
-
-def manifest_path(manifest: Path | None, root: Path) -> tuple[Path, bool]:
-    """The manifest file and whether the operator named it explicitly."""
-    from aux_secrets.adapters.localstore import under_root
-
-    if manifest is not None:
-        return manifest, True
-    return under_root(root, DEFAULT_MANIFEST), False
-
-
-def load_manifest(manifest: Path | None, root: Path, *, required: bool = True) -> Manifest | None:
-    """Parse the manifest (strict). Without --manifest and ``required=False``, a missing
-    default manifest gives None (the built-in settings apply)."""
-    from aux_secrets.adapters.fs import read_bounded
-    from aux_secrets.core.manifest import parse_manifest
-    from aux_secrets.errors import NotFoundError
-
-    path, explicit = manifest_path(manifest, root)
-    if not explicit and not required and not path.exists():
-        return None
-    if not path.exists():
-        raise NotFoundError(
-            f"manifest {path} does not exist",
-            hint="pass --manifest PATH (the NixOS module writes /etc/aux-secrets/manifest.json)",
-        )
-    return parse_manifest(
-        read_bounded(path, MAX_MANIFEST_BYTES, what="manifest"), filename=str(path)
-    )
-
-
-def settings_of(manifest: Manifest | None) -> Settings:
-    from aux_secrets.core.manifest import Settings
-
-    return manifest.settings if manifest is not None else Settings()
-
-
-def open_store(manifest: Manifest | None, root: Path) -> LocalStore:
-    from aux_secrets.adapters.localstore import LocalStore
-
-    return LocalStore(settings_of(manifest), root)
 
 
 # --------------------------------------------------------------------------- activate
@@ -239,13 +191,13 @@ def install(
     import json
     from datetime import UTC, datetime
 
-    from aux_secrets.adapters.carried import Recording, carried_manifest, same_manifest
+    from aux_secrets.adapters.carried import Recording, carried_manifest, other_manifest_warning
     from aux_secrets.adapters.installer import install as run_install
     from aux_secrets.adapters.installer import report_json, report_lines
     from aux_secrets.adapters.systemctl import ActivationLists, Systemctl
     from aux_secrets.cli import output
     from aux_secrets.core.rotation import parse_instant
-    from aux_secrets.errors import NotDeliveredError, NotFoundError
+    from aux_secrets.errors import NotDeliveredError
 
     root_dir = resolve_root(root)
     parsed = load_manifest(manifest, root_dir, required=False)
@@ -283,13 +235,9 @@ def install(
     for warning in report.warnings:
         output.warning(warning)
     if isinstance(source, Recording) and source.payload is not None:
-        made_from = source.payload.manifest
-        if made_from is not None and not same_manifest(made_from, parsed):
-            output.warning(
-                f"the active bundle (serial {source.payload.serial}) was made from another "
-                f"manifest than {manifest_path(manifest, root_dir)[0]}; installed with the "
-                "host's own (switching to the new configuration installs the rest)"
-            )
+        other = other_manifest_warning(source.payload, parsed, manifest_path(manifest, root_dir)[0])
+        if other is not None:
+            output.warning(other)
     if as_json:
         doc = report_json(report)
         doc["manifest"] = {
@@ -300,17 +248,9 @@ def install(
     else:
         text = "\n".join(report_lines(report)) + "\n"
     output.write_stdout_bytes(text.encode())
-    if report.missing:
-        names = ", ".join(m.key.split(":", 1)[1] for m in report.missing)
-        if len(report.missing) == 1:
-            names += f" ({report.missing[0].reason})"
-        fix = "fix the manifest, the value or the place named in the reasons above"
-        raise NotFoundError(
-            f"{len(report.missing)} not installed (the others are): {names}",
-            hint=f"aux-secrets provision --host {parsed.host}"
-            if any(m.provision for m in report.missing)
-            else fix,
-        )
+    missing = missing_error(report, parsed.host)
+    if missing is not None:
+        raise missing
 
 
 # --------------------------------------------------------------------------- status

@@ -52,6 +52,7 @@ def pull_command(
 ) -> None:
     import json
 
+    from aux_secrets.adapters import hostroot
     from aux_secrets.cli import hostside, output
     from aux_secrets.core.bundle_sign import signer_fingerprint
     from aux_secrets.errors import UsageError
@@ -59,14 +60,14 @@ def pull_command(
 
     if not 0 < timeout <= 3600:
         raise UsageError("--timeout must be more than 0 and at most 3600 seconds")
-    root_dir = hostside.resolve_root(root)
-    parsed = hostside.load_manifest(manifest, root_dir, required=host is None)
+    root_dir = hostroot.resolve_root(root)
+    parsed = hostroot.load_manifest(manifest, root_dir, required=host is None)
     this_host = host if host is not None else parsed.host if parsed is not None else None
     if this_host is None:
         raise UsageError("no host name: pass --host NAME or --manifest PATH")
     if parsed is not None and host is not None and host != parsed.host:
         raise UsageError(f"--host {host} differs from the manifest's host {parsed.host}")
-    store = hostside.open_store(parsed, root_dir)
+    store = hostroot.open_store(parsed, root_dir)
     result = pull.pull(
         store,
         this_host,

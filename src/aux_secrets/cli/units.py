@@ -47,7 +47,7 @@ def _program(program: str | None, root: Path) -> str:
 def _settings(manifest: Path | None, root: Path) -> tuple[Settings, str]:
     """The manifest's settings (built-in ones when there is no manifest yet) and the
     manifest path the units name, as the host sees it."""
-    from aux_secrets.cli.hostside import DEFAULT_MANIFEST, load_manifest, settings_of
+    from aux_secrets.adapters.hostroot import DEFAULT_MANIFEST, load_manifest, settings_of
 
     parsed = load_manifest(manifest, root, required=False)
     named = str(manifest) if manifest is not None and root == Path("/") else DEFAULT_MANIFEST
@@ -81,9 +81,9 @@ def units_install(
     """
     import json
 
+    from aux_secrets.adapters.hostroot import resolve_root
     from aux_secrets.adapters.units import install_units
     from aux_secrets.cli import output
-    from aux_secrets.cli.hostside import resolve_root
 
     root_dir = resolve_root(root)
     settings, manifest_named = _settings(manifest, root_dir)
@@ -134,9 +134,9 @@ def units_show(
     """
     import json
 
+    from aux_secrets.adapters.hostroot import resolve_root
     from aux_secrets.adapters.units import planned
     from aux_secrets.cli import output
-    from aux_secrets.cli.hostside import resolve_root
 
     root_dir = resolve_root(root)
     settings, manifest_named = _settings(manifest, root_dir)

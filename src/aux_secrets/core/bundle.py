@@ -167,6 +167,10 @@ def _validate(payload: BundlePayload) -> None:
 def encode_payload(payload: BundlePayload) -> bytes:
     """Canonical JSON bytes of a payload (validated first)."""
     _validate(payload)
+    return _encode_valid(payload)
+
+
+def _encode_valid(payload: BundlePayload) -> bytes:
     secrets: dict[str, Any] = {}
     for name, secret in payload.secrets.items():
         secrets[name] = {
@@ -337,7 +341,7 @@ def decode_payload(data: bytes) -> BundlePayload:
         manifest=_manifest(top.get("manifest")),
     )
     _validate(payload)
-    if encode_payload(payload) != data:
+    if _encode_valid(payload) != data:  # validated just above: encode without checking again
         raise InputError("bundle payload is not in canonical form")
     return payload
 

@@ -397,6 +397,17 @@ def report_from_output(bundle: Bundle, where: str, stdout: bytes, stderr: bytes)
             activated = doc
         elif "generation" in doc:
             installed = doc
+    return host_report(bundle, where, activated, installed, stderr.decode("utf-8", "replace"))
+
+
+def host_report(
+    bundle: Bundle,
+    where: str,
+    activated: Mapping[str, Any],
+    installed: Mapping[str, Any],
+    output: str,
+) -> HostReport:
+    """The report from the ``activate --json`` and ``install --json`` documents."""
     files = _names(installed.get("changed")) + _names(installed.get("appeared"))
     removed = _names(installed.get("removed"))
     restarted = _names(installed.get("tryRestart"))
@@ -415,18 +426,42 @@ def report_from_output(bundle: Bundle, where: str, stdout: bytes, stderr: bytes)
         generation=installed.get("generation")
         if isinstance(installed.get("generation"), int)
         else None,
-        output=stderr.decode("utf-8", "replace").strip(),
+        output=output.strip(),
     )
 
 
 def deliver(bundle: Bundle, route: Route, *, timeout: float = 300.0) -> HostReport:
-    """Stream the sealed bundle to activate, then run install; the host's failure raises."""
+    """Stream the sealed bundle to activate, then run install; the host's failure raises.
+    On this machine without sudo, both steps run in this process (local_host)."""
+    if route.local and not route.use_sudo:
+        here = _deliver_here(bundle, route)
+        if here is not None:
+            return here
     result = run_on_host(route, ["activate", "install"], bundle.data, timeout)
     if result.returncode != 0:
         raise ExternalError(
             f"host {bundle.host} ({route.where}): {host_error(result)}", hint=host_hint(result)
         )
     return report_from_output(bundle, route.where, result.stdout, result.stderr)
+
+
+def _deliver_here(bundle: Bundle, route: Route) -> HostReport | None:
+    from aux_secrets.workflows.local_host import activate_and_install
+
+    try:
+        run = activate_and_install(bundle.data, root=route.root, manifest=route.manifest)
+    except AuxError as exc:
+        where = f"host {bundle.host} ({route.where})"
+        raise ExternalError(f"{where}: {exc.message}", hint=exc.hint) from None
+    except OSError as exc:  # as the CLI says it: paths and errno text, never a value
+        path = f": {exc.filename}" if exc.filename else ""
+        raise ExternalError(
+            f"host {bundle.host} ({route.where}): {exc.strerror or exc}{path}"
+        ) from None
+    if run is None:
+        return None  # no manifest of its own: the host commands install the carried one
+    output = "".join(f"aux-secrets: warning: {w}\n" for w in run.warnings)
+    return host_report(bundle, route.where, run.activated, run.installed, output)
 
 
 def host_error(result: ssh.CommandResult) -> str:
