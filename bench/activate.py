@@ -9,7 +9,8 @@ For each size N: a manifest of N secrets (plain backend) in a temporary --root, 
 sealed to the host key, then ``aux-secrets activate --bundle FILE --root ROOT`` as a process
 (interpreter start, manifest parse, age decrypt, signature, decode, seal, commit, audit
 entry). Each run is a first activation into an empty store, so every secret is "changed"
-and gets an audit fingerprint (the worst case). The reference is ``age -d -i KEY`` of the same bundle.
+and gets an audit fingerprint (the worst case). The reference is ``age -d -i KEY`` of the
+same bundle.
 ``per secret`` is the whole activate divided by N; ``added`` is the cost of each secret
 added since the previous size, which must not grow with N if nothing is quadratic.
 """

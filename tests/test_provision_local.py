@@ -34,9 +34,9 @@ def _setup(tmp_path: Path) -> tuple[Vault, HostRoot]:
 def test_payload_is_decoded_once_and_no_host_process_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aux_secrets.workflows import provision
     from aux_secrets.adapters import localstore, ssh
     from aux_secrets.adapters.vault import Vault as VaultDir
+    from aux_secrets.workflows import provision
 
     vault_dir, host = _setup(tmp_path)
     vault = VaultDir.load(vault_dir.root)
