@@ -61,7 +61,7 @@ def activate_and_install(
         audit=store.audit,
         credentials=store,
     )
-    warnings = list(report.result.warnings)
+    warnings = [*result.warnings, *report.warnings]
     path = manifest_path(given, root_dir)[0]
     other = other_manifest_warning(result.payload, parsed, path)
     if other is not None:
