@@ -154,7 +154,7 @@ def run_copy(transport: CopyTransport, parcel: Parcel) -> list[str]:
                 )
                 if result.returncode != 0:
                     raise ExternalError(
-                        f"copy to {destination} failed: {last_line(result)}",
+                        f"copy to {destination} failed: {first_line(result)}",
                         hint="check the destination directory exists on the host",
                     )
             else:
@@ -175,6 +175,7 @@ def _copy_local(parcel: Parcel, destination: str) -> Path:
     return path
 
 
-def last_line(result: ssh.CommandResult) -> str:
+def first_line(result: ssh.CommandResult) -> str:
+    """What a failed copy said: its first line (scp's reason; "Connection closed" follows)."""
     lines = [line for line in result.stderr_text.splitlines() if line.strip()]
-    return lines[-1] if lines else f"exit status {result.returncode}"
+    return lines[0] if lines else f"exit status {result.returncode}"

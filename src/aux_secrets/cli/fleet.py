@@ -231,6 +231,6 @@ def print_table(title: str, rows: list[tuple[str, str, str]]) -> None:
     table.add_column("result")
     table.add_column("detail", overflow="fold")
     for host, result, detail in rows:
-        style = "green" if result in ("ok", "no change", "changed") else "red"
+        style = "green" if result in ("ok", "no change", "changed", "delivered") else "red"
         table.add_row(host, f"[{style}]{result}[/{style}]", detail)
     Console(width=max(100, Console().width)).print(table)

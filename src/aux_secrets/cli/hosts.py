@@ -80,7 +80,9 @@ def host_add(
     )
     hosts = fleet.host_dir(vault)
     if replace_existing and hosts.exists(name):
-        host = Host(**{**host.__dict__, "last_serial": hosts.read(name).last_serial})
+        # The serial only grows; a hand-written [transport] is not an option here: kept.
+        old = hosts.read(name)
+        host = Host(**{**host.__dict__, "last_serial": old.last_serial, "transport": old.transport})
     hosts.add(host, replace_existing=replace_existing)
     output.info(f"added host {name} ({host.recipient_kind} {host.fingerprint})")
 

@@ -11,11 +11,14 @@ import typer
 from aux_secrets.cli import common, fleet, output
 from aux_secrets.errors import UsageError
 
-PROVISION_HELP = """Deliver a host's secrets: bundle, stream over ssh, activate and install.
+PROVISION_HELP = """Deliver a host's secrets: bundle, send over its transport, activate and install.
 
-The bundle travels on ssh's stdin to 'aux-secrets activate --bundle -' followed by
-'aux-secrets install' on the host (as root, or with --use-sudo through 'sudo -n');
-no value is ever on a command line. --local does the same on this machine. --all
+By default the bundle travels on ssh's stdin to 'aux-secrets activate --bundle -'
+followed by 'aux-secrets install' on the host (as root, or with --use-sudo through
+'sudo -n'); no value is ever on a command line. A [transport] table in vault.toml or
+the host file sends it through a command, a copy list or a publish directory
+instead (docs/transports/). --local does it on this machine, --target-host over
+ssh there, --publish DIR writes the bundle into DIR for the host to pull. --all
 provisions every host in the vault, -j at once, using each host entry's manifest.
 A rerun makes a new serial and changes nothing on the host.
 
@@ -26,7 +29,16 @@ Examples:
   aux-secrets provision --host web1 --system ./result
 
   aux-secrets provision --all -j 8
+
+  aux-secrets provision --all --publish /srv/www/aux-secrets
 """
+
+PUBLISH_OPT = typer.Option(
+    None,
+    "--publish",
+    metavar="DIR",
+    help="Write each host's bundle into DIR (and DIR/index.json) for 'aux-secrets pull'.",
+)
 
 
 def provision_command(
@@ -38,6 +50,7 @@ def provision_command(
     flake: str | None = fleet.FLAKE_OPT,
     target_host: str | None = fleet.TARGET_OPT,
     local: bool = typer.Option(False, "--local", help="Provision this machine, no ssh."),
+    publish: Path | None = PUBLISH_OPT,
     use_sudo: bool | None = fleet.SUDO_OPT,
     ssh_option: list[str] = fleet.SSH_OPTION_OPT,
     remote_command: str | None = fleet.REMOTE_COMMAND_OPT,
@@ -50,7 +63,7 @@ def provision_command(
     password_command: str | None = fleet.PASSWORD_COMMAND_OPT,
 ) -> None:
     from aux_secrets.adapters.hosts import HostDir
-    from aux_secrets.workflows import provision
+    from aux_secrets.workflows import delivery, provision
 
     instant = fleet.parse_at(at)
     opened = common.open_vault(vault)
@@ -64,6 +77,7 @@ def provision_command(
     if not all_hosts:
         hosts.read(names[0])  # an unknown host fails before the password is asked for
     opened, scheme = common.unlock_vault(vault, password_file, password_command)
+    publishers = delivery.Publishers()
 
     def job(name: str) -> provision.HostReport:
         entry = hosts.read(name)  # in the job: one bad host file fails only that host
@@ -82,16 +96,28 @@ def provision_command(
             manifest=manifest,
             system=system,
         )
-        return provision.provision_host(opened, scheme, entry, source, route, at=instant)
+        transport = delivery.choose(
+            opened, entry, local=local, target_host=target_host, publish=publish
+        )
+        made = provision.make_bundle(
+            opened, scheme, entry, provision.load_manifest(source), at=instant, label=source.label
+        )
+        return delivery.deliver(opened, transport, made, route, publishers=publishers)
 
     if not all_hosts:
-        report = job(names[0])
+        try:
+            report = job(names[0])
+        finally:
+            publishers.close()
         if as_json:
             print(json.dumps(_report_doc(report), indent=2, sort_keys=True))
         else:
             _print_report(report)
         return
-    outcomes = fleet.run_with_progress(names, job, jobs, "provisioning")
+    try:
+        outcomes = fleet.run_with_progress(names, job, jobs, "provisioning")
+    finally:
+        publishers.close()
     failed = [o for o in outcomes if not o.ok]
     if as_json:
         doc = {
@@ -103,9 +129,9 @@ def provision_command(
         rows: list[tuple[str, str, str]] = []
         for o in outcomes:
             if o.value is not None:
-                rows.append(
-                    (o.host, "no change" if o.value.no_change else "changed", o.value.summary())
-                )
+                result = "delivered" if o.value.delivered else "changed"
+                result = "no change" if o.value.no_change else result
+                rows.append((o.host, result, o.value.summary()))
             else:
                 rows.append((o.host, "FAILED", o.error or ""))
         fleet.print_table(
@@ -131,12 +157,19 @@ def _report_doc(report: Any) -> dict[str, object]:
         "reloaded": list(report.reloaded),
         "generation": report.generation,
         "noChange": report.no_change,
+        "delivered": report.delivered,
     }
 
 
 def _print_report(report: Any) -> None:
     for line in report.output.splitlines():
         output.info(f"{report.host}: {line}")
+    if report.delivered:
+        print(
+            f"{report.host}: bundle serial {report.serial}, {report.secrets} secrets, "
+            f"delivered to {report.where} (the host takes it in)"
+        )
+        return
     print(
         f"{report.host} ({report.where}): bundle serial {report.serial}, "
         f"{report.secrets} secrets, generation {report.generation}"

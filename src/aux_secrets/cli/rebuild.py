@@ -12,7 +12,8 @@ from aux_secrets.errors import UsageError
 REBUILD_HELP = """nixos-rebuild with secrets: build, provision from the built system, then switch.
 
 Runs 'nixos-rebuild build ARGS', provisions the host named in the built system's
-manifest (activate only: the switch's install unit installs them), then
+manifest over its transport (ssh: activate only, the switch's install unit
+installs them; a command, copy or publish transport as configured), then
 'nixos-rebuild ACTION ARGS' (ACTION: switch, boot or test; default switch), so
 services start with their secrets in place. --target-host and --use-remote-sudo
 in ARGS are used for provisioning too; without --target-host this machine is
@@ -70,8 +71,9 @@ def rebuild_command(
     import subprocess
 
     from aux_secrets.adapters.hosts import HostDir
-    from aux_secrets.errors import ExternalError
-    from aux_secrets.workflows import provision
+    from aux_secrets.adapters.transport import transport_for
+    from aux_secrets.errors import AuxError, ExternalError
+    from aux_secrets.workflows import delivery, provision
 
     action, rest, target, sudo = rebuild_plan(list(ctx.args))
     opened, scheme = common.unlock_vault(vault, password_file, password_command)
@@ -100,14 +102,24 @@ def rebuild_command(
     )
     # --host lets a host without a manifest yet (its first deployment) take the bundle.
     route = dataclasses.replace(route, host_name=name)
+    transport = transport_for(opened, entry)
     bundle = provision.make_bundle(opened, scheme, entry, manifest, label=source.label)
-    result = provision.run_on_host(route, ["activate"], bundle.data, 300.0)
-    if result.returncode != 0:
-        raise ExternalError(
-            f"activate on {name} ({route.where}) failed: {provision.host_error(result)}",
-            hint="the system was built but not switched",
+    publishers = delivery.Publishers()
+    try:
+        report = delivery.deliver(
+            opened, transport, bundle, route, publishers=publishers, steps=("activate",)
         )
-    output.info(f"provisioned {name} ({route.where}): bundle serial {bundle.serial}")
+    except AuxError as exc:
+        raise type(exc)(
+            f"delivery to {name} failed: {exc.message}",
+            hint="the system was built but not switched",
+        ) from None
+    finally:
+        publishers.close()
+    if report.delivered:
+        output.info(f"delivered {name}'s bundle serial {bundle.serial} to {report.where}")
+    else:
+        output.info(f"provisioned {name} ({report.where}): bundle serial {bundle.serial}")
     switch = [nixos_rebuild, action, *rest]
     output.info("$ " + " ".join(switch))
     done = subprocess.run(switch, check=False)

@@ -11,7 +11,8 @@ from aux_secrets.cli import common, fleet, output
 
 VERIFY_HELP = """Check that hosts hold the secrets the vault says they should.
 
-Runs 'aux-secrets status --json' on the host and compares its keyed fingerprints
+Runs 'aux-secrets status --json' on the host (over ssh, or the 'status' argv of
+the host's command transport) and compares its keyed fingerprints
 with the vault's: ok, stale (another or older value), missing, unexpected. Values
 never leave the host. Exit 1 on any drift.
 
@@ -44,7 +45,8 @@ def verify_command(
     password_command: str | None = fleet.PASSWORD_COMMAND_OPT,
 ) -> None:
     from aux_secrets.adapters.hosts import HostDir
-    from aux_secrets.workflows import provision
+    from aux_secrets.core.transport import describe
+    from aux_secrets.workflows import delivery, provision
 
     instant = fleet.parse_at(at)
     opened = common.open_vault(vault)
@@ -71,7 +73,12 @@ def verify_command(
             manifest=manifest,
             system=system,
         )
-        return provision.verify_host(opened, scheme, entry, source, route, at=instant)
+        transport = delivery.choose(opened, entry, local=local, target_host=target_host)
+        status = delivery.status_runner(transport, route, name)
+        where = route.where if transport.kind == "ssh" else describe(transport)
+        return provision.verify_host(
+            opened, scheme, entry, source, route, at=instant, status=status, where=where
+        )
 
     outcomes = (
         fleet.run_with_progress(names, job, jobs, "verifying")

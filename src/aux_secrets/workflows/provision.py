@@ -344,8 +344,11 @@ class HostReport:
     no_change: bool = False
     generation: int | None = None
     output: str = ""  # the host's stderr (warnings)
+    delivered: bool = False  # handed to a copy, command or publish transport: the host takes it in
 
     def summary(self) -> str:
+        if self.delivered:
+            return f"serial {self.serial}: delivered to {self.where}"
         if self.no_change:
             return f"serial {self.serial}: no change"
         parts = [f"serial {self.serial}: {len(self.changed)} changed"]
@@ -679,15 +682,19 @@ def verify_host(
     *,
     at: datetime | None = None,
     timeout: float = 120.0,
+    status: Callable[[], ssh.CommandResult] | None = None,
+    where: str | None = None,
 ) -> list[Drift]:
+    """Compare the host's ``status --json`` (over ssh, or what ``status`` runs) with the vault."""
     manifest = load_manifest(source)
     check_manifest_host(manifest, host.name, source.label)
     at = at or datetime.now(UTC)
     secrets = resolve_secrets(vault, scheme, manifest, at)
     expected = expected_fingerprints(fingerprint_key(scheme, host.name), secrets)
-    result = run_on_host(route, ["status"], b"", timeout)
+    result = status() if status is not None else run_on_host(route, ["status"], b"", timeout)
     if result.returncode != 0:
-        raise ExternalError(f"host {host.name} ({route.where}): status: {host_error(result)}")
+        shown = where or route.where
+        raise ExternalError(f"host {host.name} ({shown}): status: {host_error(result)}")
     return compare_fingerprints(expected, parse_status(result.stdout, host.name))
 
 
