@@ -31,13 +31,14 @@
         };
       });
 
-      nixosModules.default =
-        { pkgs, ... }:
-        {
-          imports = [ ./modules/aux-secrets.nix ];
-          aux.settings.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.default;
-        };
-      nixosModules.aux-secrets = self.nixosModules.default;
+      # The module builds the package with the system's own nixpkgs (one Python in the
+      # closure); with `inputs.aux-secrets.inputs.nixpkgs.follows = "nixpkgs"` the flake's
+      # packages are built from it too. The key lets both names be imported together.
+      nixosModules.aux-secrets = {
+        key = "aux-secrets#nixosModules.aux-secrets";
+        imports = [ ./modules/aux-secrets.nix ];
+      };
+      nixosModules.default = self.nixosModules.aux-secrets;
 
       devShells = forAllSystems (pkgs: {
         default = pkgs.mkShell {
@@ -72,7 +73,7 @@
         };
       });
 
-      formatter = forAllSystems (pkgs: pkgs.nixfmt-rfc-style);
+      formatter = forAllSystems (pkgs: pkgs.nixfmt);
 
       checks = forAllSystems (
         pkgs:

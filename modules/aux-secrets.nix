@@ -1,5 +1,6 @@
 # NixOS module for aux-secrets: options -> manifest (/etc/aux-secrets/manifest.json), the
-# units that install secrets at boot and at every switch, mounts and assertions.
+# units (or activation scripts) that install secrets at boot and when a switch changes
+# them, and assertions.
 #
 # The module decides everything at build time; `aux-secrets install` reads only the
 # manifest and the local store. The cfg -> manifest function (../nix/manifest.nix) and the
@@ -22,15 +23,6 @@ let
   CHARSETS = [ "gokey" "alnum" "urlsafe" "hex" "base64" "digits" ];
   PERIODS = [ "daily" "weekly" "monthly" "quarterly" "yearly" ];
 
-  # When each period starts (UTC), for the rotation timer.
-  onCalendar = {
-    daily = "*-*-* 00:00:00 UTC";
-    weekly = "Mon *-*-* 00:00:00 UTC";
-    monthly = "*-*-01 00:00:00 UTC";
-    quarterly = "*-01,04,07,10-01 00:00:00 UTC";
-    yearly = "*-01-01 00:00:00 UTC";
-  };
-
   unitsOption =
     verb:
     mkOption {
@@ -39,6 +31,14 @@ let
       example = [ "nginx.service" ];
       description = "Units to ${verb} when this file changes or first appears (full unit names).";
     };
+
+  # The primary group of a declared user, as sops-nix and agenix default it.
+  primaryGroup =
+    owner:
+    let
+      user = lib.findFirst (u: u.name == owner) null (builtins.attrValues config.users.users);
+    in
+    if user != null && user.group != "" then user.group else "root";
 
   fileOptions = defaultPath: {
     path = mkOption {
@@ -50,12 +50,13 @@ let
     owner = mkOption {
       type = types.str;
       default = "root";
-      description = "User that owns the file.";
+      description = "User that owns the file: a name declared in `users.users`, or a numeric uid.";
     };
     group = mkOption {
       type = types.str;
-      default = "root";
-      description = "Group of the file.";
+      default = primaryGroup defaultPath.owner;
+      defaultText = lib.literalMD "the primary group of `owner` (`users.users.<owner>.group`), `root` for a numeric owner";
+      description = "Group of the file: a name declared in `users.groups`, or a numeric gid.";
     };
     mode = mkOption {
       type = types.str;
@@ -181,12 +182,13 @@ let
       // fileOptions {
         value = "${if config.neededForUsers then settings.usersDir else settings.runtimeDir}/${name}";
         text = "`aux.settings.runtimeDir`/NAME (`aux.settings.usersDir`/NAME with `neededForUsers`)";
+        inherit (config) owner;
       };
     }
   );
 
   templateType = types.submodule (
-    { name, ... }:
+    { name, config, ... }:
     {
       options = {
         content = mkOption {
@@ -209,6 +211,7 @@ let
       // fileOptions {
         value = "${settings.runtimeDir}/templates/${name}";
         text = "`aux.settings.runtimeDir`/templates/NAME";
+        inherit (config) owner;
       };
     }
   );
@@ -221,67 +224,31 @@ let
   };
 
   # The option values ../nix/manifest.nix reads (it refuses attributes it does not know).
+  # The installer always runs systemctl with --no-block: a blocking restart from a unit in
+  # the switch's reactivation transaction would wait on that same transaction.
   manifestInput = {
     inherit (cfg) host secrets templates;
-    settings = builtins.removeAttrs settings [ "package" "useTmpfs" "useSystemdActivation" ];
+    settings = builtins.removeAttrs settings [
+      "package"
+      "validationPackage"
+      "useTmpfs"
+      "useSystemdActivation"
+    ] // {
+      systemctl = settings.systemctl ++ lib.optional (!builtins.elem "--no-block" settings.systemctl) "--no-block";
+    };
   };
   manifest = import ../nix/manifest.nix manifestInput;
 
+  # Checked at build time by a package for the build platform (cross builds work).
   manifestFile = pkgs.writeTextFile {
     name = "aux-secrets-manifest.json";
     text = builtins.toJSON manifest;
     checkPhase = ''
-      ${settings.package}/bin/aux-secrets manifest check "$target"
+      ${lib.getExe settings.validationPackage} manifest check "$target"
     '';
   };
 
-  aux-secrets = "${settings.package}/bin/aux-secrets";
-  installCommand = extra: "${aux-secrets} install --manifest ${manifestFile}${extra}";
-
-  secretsForUsers = lib.filterAttrs (_: s: s.neededForUsers) manifest.secrets;
-  regularCount = builtins.length (builtins.attrNames manifest.secrets) - builtins.length (builtins.attrNames secretsForUsers)
-    + builtins.length (builtins.attrNames manifest.templates);
-
-  periods = lib.unique (
-    lib.concatMap (
-      s:
-      lib.optional (s.source ? derive && s.source.derive.rotation != null) s.source.derive.rotation.period
-    ) (builtins.attrValues manifest.secrets)
-  );
-
-  credentialSecrets = lib.filter (s: s.credential != null) (builtins.attrValues manifest.secrets);
-  credentialUnits = lib.mkMerge (
-    lib.concatMap (
-      s:
-      map (unit: {
-        ${lib.removeSuffix ".service" unit} = {
-          serviceConfig.LoadCredentialEncrypted = [
-            "${s.credential.name}:${settings.storeDir}/credentials/${s.credential.name}.cred"
-          ];
-          unitConfig.RequiresMountsFor = [ settings.storeDir ];
-        };
-      }) s.credential.units
-    ) credentialSecrets
-  );
-
-  # RAM filesystem for generations: ramfs never swaps; tmpfs needs noswap (Linux >= 6.4).
-  ramfsType = if settings.useTmpfs then "tmpfs" else "ramfs";
-  ramfsOptions = [ "mode=0751" "nosuid" "nodev" "noexec" ] ++ lib.optional settings.useTmpfs "noswap";
-  ramfs = {
-    device = "none";
-    fsType = ramfsType;
-    options = ramfsOptions;
-  };
-  # The activation script runs before systemd mounts fstab entries: it mounts by itself.
-  mountScript = dir: ''
-    mkdir -p ${lib.escapeShellArg dir}
-    mountpoint -q ${lib.escapeShellArg dir} || mount -t ${ramfsType} -o ${lib.concatStringsSep "," ramfsOptions} none ${lib.escapeShellArg dir}
-  '';
-
-  oneshot = {
-    Type = "oneshot";
-    UMask = "0077";
-  };
+  sameBuildAndHost = pkgs.stdenv.buildPlatform.system == pkgs.stdenv.hostPlatform.system;
 in
 {
   options.aux = {
@@ -330,9 +297,19 @@ in
     settings = {
       package = mkOption {
         type = types.package;
-        default = pkgs.callPackage ../nix/package.nix { };
-        defaultText = lib.literalExpression "pkgs.callPackage ./nix/package.nix { }";
-        description = "The aux-secrets package.";
+        default = pkgs.aux-secrets or (pkgs.callPackage ../nix/package.nix { });
+        defaultText = lib.literalExpression "pkgs.aux-secrets or (pkgs.callPackage ./nix/package.nix { })";
+        description = "The aux-secrets package, built with the system's own nixpkgs; it is put on the host's PATH (provision, activate and status run it there).";
+      };
+      validationPackage = mkOption {
+        type = types.package;
+        default =
+          if sameBuildAndHost then
+            settings.package
+          else
+            pkgs.buildPackages.aux-secrets or (pkgs.buildPackages.callPackage ../nix/package.nix { });
+        defaultText = lib.literalMD "`package`, or the same package for the build platform when cross-compiling";
+        description = "The package that runs `aux-secrets manifest check` while the system is built.";
       };
       runtimeDir = mkOption {
         type = types.str;
@@ -411,7 +388,7 @@ in
       systemctl = mkOption {
         type = types.listOf types.str;
         default = [ "systemctl" "--no-block" ];
-        description = "Command prefix the installer uses to restart and reload units. `--no-block` keeps a switch from waiting on units ordered after the installer.";
+        description = "Command prefix the installer uses to restart and reload units. `--no-block` is added when missing: a blocking restart from the install unit would wait on the very switch that runs it.";
       };
       useTmpfs = mkOption {
         type = types.bool;
@@ -424,112 +401,23 @@ in
           (options.systemd ? sysusers && config.systemd.sysusers.enable)
           || (options.services ? userborn && config.services.userborn.enable);
         defaultText = lib.literalExpression "config.systemd.sysusers.enable || config.services.userborn.enable";
-        description = "Install from systemd units ordered in sysinit.target (needed with systemd-sysusers and userborn) instead of from the activation script.";
+        description = "Install from systemd units ordered in sysinit.target (needed with systemd-sysusers, userborn and nixos-init) instead of from the activation script.";
       };
     };
   };
 
-  config = lib.mkIf (cfg.secrets != { } || cfg.templates != { }) (
-    lib.mkMerge [
-      {
-        assertions = import ../nix/checks.nix manifestInput;
+  imports = [
+    ../nix/module/accounts.nix
+    ../nix/module/units.nix
+  ];
 
-        environment.etc."aux-secrets/manifest.json".source = manifestFile;
-        system.build.auxSecretsManifest = manifestFile;
+  config = lib.mkIf (cfg.secrets != { } || cfg.templates != { }) {
+    assertions = import ../nix/checks.nix manifestInput;
 
-        systemd.services = credentialUnits;
-      }
+    environment.etc."aux-secrets/manifest.json".source = manifestFile;
+    system.build.auxSecretsManifest = manifestFile;
 
-      (lib.mkIf settings.useSystemdActivation {
-        fileSystems.${settings.generationsDir} = ramfs;
-      })
-
-      (lib.mkIf (settings.useSystemdActivation && secretsForUsers != { }) {
-        fileSystems."${settings.usersDir}.d" = ramfs;
-      })
-
-      (lib.mkIf (settings.useSystemdActivation && regularCount > 0) {
-        systemd.services.aux-secrets-install = {
-          description = "Install aux-secrets secrets into ${settings.runtimeDir}";
-          wantedBy = [ "sysinit.target" ];
-          requiredBy = [ "sysinit-reactivation.target" ];
-          # Before sysinit.target: every ordinary service starts with its secrets in place.
-          before = [
-            "sysinit.target"
-            "sysinit-reactivation.target"
-          ];
-          after = [
-            "local-fs.target"
-            "systemd-sysusers.service"
-            "userborn.service"
-          ];
-          restartTriggers = [ manifestFile ];
-          unitConfig = {
-            DefaultDependencies = "no";
-            RequiresMountsFor = [ settings.storeDir settings.generationsDir ];
-          };
-          serviceConfig = oneshot // {
-            RemainAfterExit = true;
-            ExecStart = installCommand "";
-          };
-        };
-      })
-
-      (lib.mkIf (settings.useSystemdActivation && secretsForUsers != { }) {
-        systemd.services.aux-secrets-install-for-users = {
-          description = "Install aux-secrets secrets needed before users exist";
-          wantedBy = [ "systemd-sysusers.service" "userborn.service" ];
-          before = [ "systemd-sysusers.service" "userborn.service" ];
-          restartTriggers = [ manifestFile ];
-          unitConfig = {
-            DefaultDependencies = "no";
-            RequiresMountsFor = [ settings.storeDir "${settings.usersDir}.d" ];
-          };
-          serviceConfig = oneshot // {
-            RemainAfterExit = true;
-            ExecStart = installCommand " --for-users";
-          };
-        };
-      })
-
-      (lib.mkIf (!settings.useSystemdActivation) {
-        system.activationScripts.auxSecrets = lib.mkIf (regularCount > 0) (
-          lib.stringAfter [ "specialfs" "users" "groups" ] ''
-            [ -e /run/current-system ] || echo "aux-secrets: installing secrets..."
-            ${mountScript settings.generationsDir}
-            ${installCommand " --activation-lists"} || echo "aux-secrets: install failed; see the lines above" >&2
-          ''
-        );
-        system.activationScripts.auxSecretsForUsers = lib.mkIf (secretsForUsers != { }) (
-          lib.stringAfter [ "specialfs" ] ''
-            ${mountScript "${settings.usersDir}.d"}
-            ${installCommand " --for-users"} || echo "aux-secrets: install --for-users failed" >&2
-          ''
-        );
-        system.activationScripts.users = lib.mkIf (secretsForUsers != { }) {
-          deps = [ "auxSecretsForUsers" ];
-        };
-      })
-
-      (lib.mkIf (periods != [ ]) {
-        systemd.services.aux-secrets-rotate = {
-          description = "Install aux-secrets secrets at a rotation boundary";
-          after = [ "aux-secrets-install.service" ];
-          unitConfig.RequiresMountsFor = [ settings.storeDir settings.generationsDir ];
-          serviceConfig = oneshot // {
-            ExecStart = installCommand "";
-          };
-        };
-        systemd.timers.aux-secrets-rotate = {
-          description = "Rotation boundaries of aux-secrets secrets";
-          wantedBy = [ "timers.target" ];
-          timerConfig = {
-            OnCalendar = map (period: onCalendar.${period}) (lib.sort lib.lessThan periods);
-            AccuracySec = "1s";
-            Persistent = true;
-          };
-        };
-      })
-    ]
-  );
+    # provision, activate and status run the CLI on the host.
+    environment.systemPackages = [ settings.package ];
+  };
 }

@@ -13,7 +13,10 @@ import pytest
 from tests.helpers import REPO, require_program
 
 LIB_ENV = "AUX_SECRETS_NIXPKGS_LIB"
-LIB_SKIP = "set AUX_SECRETS_NIXPKGS_LIB to a nixpkgs lib folder"
+LIB_SKIP = (
+    "module evaluation skipped: set AUX_SECRETS_NIXPKGS_LIB to a nixpkgs lib folder "
+    "(the lib/ of github:nix-community/nixpkgs.lib; docs/nixos.md, Testing the module)"
+)
 
 
 class NixError(Exception):

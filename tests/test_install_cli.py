@@ -280,12 +280,30 @@ def test_for_users_tree(host: Host) -> None:
 
 
 def test_activation_lists(host: Host) -> None:
+    # At boot there is no previous generation: every file appears, and a listed unit would
+    # be restarted (started) by the next switch. Nothing is listed.
     result = host.install("--activation-lists")
     assert result.returncode == 0, result.stderr.decode()
     nixos = host.root / "run/nixos"
-    assert (nixos / "activation-restart-list").read_text() == "app.service\npostgresql.service\n"
+    assert (host.root / "run/aux-secrets/db/password").read_bytes() == b"db-pass"
+    assert not nixos.exists()
+    # A switch after the rotation boundary lists the units of what changed.
+    result = host.install("--activation-lists", at=month(2026, 12))
+    assert result.returncode == 0, result.stderr.decode()
+    assert (nixos / "activation-restart-list").read_text() == "app.service\n"
     assert (nixos / "activation-reload-list").read_text() == "api.service\n"
     assert host.recorded() == []
+
+
+def test_activation_lists_after_a_reboot_with_a_dangling_link(host: Host) -> None:
+    """/run/aux-secrets pointing at a generation that is gone (its filesystem replaced)
+    counts as no previous generation too."""
+    (host.root / "run").mkdir()
+    (host.root / "run/aux-secrets").symlink_to("aux-secrets.d/7")
+    result = host.install("--activation-lists")
+    assert result.returncode == 0, result.stderr.decode()
+    assert not (host.root / "run/nixos").exists()
+    assert (host.root / "run/aux-secrets/db/password").read_bytes() == b"db-pass"
 
 
 def test_tampered_store_changes_nothing(host: Host) -> None:

@@ -39,16 +39,14 @@ def evaluate(module: str, tmp: Path, *attrs: str) -> dict[str, Any]:
     return result
 
 
+EXAMPLE_HOST = REPO / "nix" / "tests" / "example-host.nix"
+INSTALL = f"{STORE}aux-secrets/bin/aux-secrets install --manifest {STORE}aux-secrets-manifest.json"
+MOUNT = f"{STORE}aux-secrets-mount"
+
+
 def from_example(example: Path, extra: str = "systemd.sysusers.enable = true;") -> str:
-    return f"""{{ lib, ... }}:
-let f = import {example}; in {{
-  networking.hostName = f.host;
-  aux.secrets = f.secrets or {{ }};
-  aux.templates = f.templates or {{ }};
-  aux.settings = (f.settings or {{ }}) // {{ systemctl = [ "systemctl" ]; }};
-  {extra}
-}}
-"""
+    """The example as a host (nix/tests/example-host.nix declares its users and groups)."""
+    return f"import {EXAMPLE_HOST} (import {example}) {{ {extra} }}\n"
 
 
 def normalised(document: object) -> bytes:
@@ -62,6 +60,9 @@ def test_module_writes_the_golden_manifest(example: Path, tmp_path: Path) -> Non
     )
     assert r["failedAssertions"] == []
     golden = (FIXTURES / "manifests" / f"{example.stem}.json").read_bytes()
+    # The module always runs systemctl with --no-block; the goldens keep the default.
+    assert r["manifest"]["settings"]["systemctl"] == ["systemctl", "--no-block"]
+    r["manifest"]["settings"]["systemctl"] = json.loads(golden)["settings"]["systemctl"]
     assert normalised(r["manifest"]) == golden
     assert r["etc"]["aux-secrets/manifest.json"]["source"] == STORE + "aux-secrets-manifest.json"
     assert (
@@ -76,29 +77,70 @@ def test_install_unit(tmp_path: Path) -> None:
         "services",
         "fileSystems",
         "activationScripts",
+        "systemPackages",
     )
     unit = r["services"]["aux-secrets-install"]
     assert unit["wantedBy"] == ["sysinit.target"]
-    assert unit["before"] == ["sysinit.target", "sysinit-reactivation.target"]
+    assert unit["before"] == ["sysinit.target", "sysinit-reactivation.target", "shutdown.target"]
+    assert unit["conflicts"] == ["shutdown.target"]
     assert unit["requiredBy"] == ["sysinit-reactivation.target"]
-    assert unit["after"] == ["local-fs.target", "systemd-sysusers.service", "userborn.service"]
-    assert unit["unitConfig"]["DefaultDependencies"] == "no"
-    assert "/var/lib/aux-secrets" in unit["unitConfig"]["RequiresMountsFor"]
-    assert "/run/aux-secrets.d" in unit["unitConfig"]["RequiresMountsFor"]
+    assert unit["after"] == [
+        "local-fs.target",
+        "systemd-tmpfiles-setup.service",
+        "systemd-sysusers.service",
+        "userborn.service",
+    ]
+    assert unit["wants"] == []  # no tpm2.target without tpm2.enable
+    assert unit["unitConfig"]["DefaultDependencies"] is False
+    assert unit["unitConfig"]["RequiresMountsFor"] == ["/var/lib/aux-secrets"]
     service = unit["serviceConfig"]
     assert (service["Type"], service["RemainAfterExit"]) == ("oneshot", True)
-    assert (
-        service["ExecStart"]
-        == f"{STORE}aux-secrets/bin/aux-secrets install --manifest {STORE}aux-secrets-manifest.json"
-    )
-    assert unit["restartTriggers"] == [f"{STORE}aux-secrets-manifest.json"]
+    assert service["SuccessExitStatus"] == [75]  # no bundle delivered yet: not a failure
+    assert service["ExecStart"] == INSTALL
+    assert service["ExecStartPre"] == f"{MOUNT} /run/aux-secrets.d"
+    assert unit["restartTriggers"] == [
+        f"{STORE}aux-secrets-manifest.json",
+        "ramfs:mode=0751,nosuid,nodev,noexec",
+    ]
     assert "aux-secrets-install-for-users" not in r["services"]
-    assert r["fileSystems"]["/run/aux-secrets.d"] == {
-        "device": "none",
-        "fsType": "ramfs",
-        "options": ["mode=0751", "nosuid", "nodev", "noexec"],
-    }
-    assert r["activationScripts"] == {}
+    # The unit mounts its RAM filesystem itself: no fstab entry (see test_nix_units.py).
+    assert r["fileSystems"] == {}
+    assert list(r["activationScripts"]) == ["auxSecretsDryActivate"]
+    # provision, activate and status run the CLI on the host
+    assert r["systemPackages"] == ["aux-secrets"]
+
+
+def test_mount_script(tmp_path: Path) -> None:
+    r = evaluate(from_example(FIXTURES / "nix" / "talos-hmac.nix"), tmp_path, "mountScript")
+    script = r["mountScript"]
+    assert "mount -t ramfs -o mode=0751,nosuid,nodev,noexec none" in script
+    assert "umount --lazy" in script  # a filesystem of the other type is replaced
+    assert 'if [ "$have" = ramfs ]' in script
+
+
+def test_toggling_tmpfs_restarts_the_install(tmp_path: Path) -> None:
+    """useTmpfs changes the filesystem: the install unit's triggers change with it, so a
+    switch re-runs the install (which replaces the filesystem and writes a generation)."""
+    base = from_example(FIXTURES / "nix" / "users.nix")
+    tmpfs = from_example(
+        FIXTURES / "nix" / "users.nix",
+        "systemd.sysusers.enable = true; aux.settings.useTmpfs = true;",
+    )
+    ramfs_units = evaluate(base, tmp_path, "services")["services"]
+    tmpfs_units = evaluate(tmpfs, tmp_path, "services", "mountScript")
+    for name in ("aux-secrets-install", "aux-secrets-install-for-users"):
+        before = ramfs_units[name]["restartTriggers"]
+        after = tmpfs_units["services"][name]["restartTriggers"]
+        assert before != after, name
+        assert after[1] == "tmpfs:mode=0751,nosuid,nodev,noexec,noswap"
+    assert "mount -t tmpfs -o mode=0751,nosuid,nodev,noexec,noswap" in tmpfs_units["mountScript"]
+
+
+def test_tpm2_orders_the_install_after_the_tpm(tmp_path: Path) -> None:
+    r = evaluate(from_example(FIXTURES / "nix" / "credentials.nix"), tmp_path, "services")
+    unit = r["services"]["aux-secrets-install"]
+    assert unit["wants"] == ["tpm2.target"]
+    assert unit["after"][-1] == "tpm2.target"
 
 
 def test_rotation_timer(tmp_path: Path) -> None:
@@ -110,7 +152,8 @@ def test_rotation_timer(tmp_path: Path) -> None:
     rotate = r["services"]["aux-secrets-rotate"]["serviceConfig"]
     assert rotate["Type"] == "oneshot"
     assert "RemainAfterExit" not in rotate
-    assert " install --manifest " in rotate["ExecStart"]
+    assert rotate["ExecStart"] == INSTALL
+    assert rotate["SuccessExitStatus"] == [75]
 
 
 def test_no_timer_without_rotation(tmp_path: Path) -> None:
@@ -122,30 +165,20 @@ def test_no_timer_without_rotation(tmp_path: Path) -> None:
 def test_secrets_for_users_unit(tmp_path: Path) -> None:
     r = evaluate(from_example(FIXTURES / "nix" / "users.nix"), tmp_path, "services", "fileSystems")
     unit = r["services"]["aux-secrets-install-for-users"]
-    assert unit["before"] == ["systemd-sysusers.service", "userborn.service"]
-    assert unit["wantedBy"] == ["systemd-sysusers.service", "userborn.service"]
-    assert unit["unitConfig"]["DefaultDependencies"] == "no"
-    assert unit["serviceConfig"]["ExecStart"].endswith(" --for-users")
-    assert "/run/aux-secrets-for-users.d" in r["fileSystems"]
-    assert "aux-secrets-install" in r["services"]  # the ssh key is a regular secret
-
-
-def test_activation_script_fallback(tmp_path: Path) -> None:
-    module = from_example(FIXTURES / "nix" / "users.nix", extra="")
-    r = evaluate(module, tmp_path, "services", "activationScripts", "fileSystems")
-    assert "aux-secrets-install" not in r["services"]
-    assert "aux-secrets-install-for-users" not in r["services"]
-    scripts = r["activationScripts"]
-    assert scripts["auxSecrets"]["deps"] == ["specialfs", "users", "groups"]
-    assert "install --manifest" in scripts["auxSecrets"]["text"]
-    assert "--activation-lists" in scripts["auxSecrets"]["text"]
-    assert (
-        "mount -t ramfs -o mode=0751,nosuid,nodev,noexec none /run/aux-secrets.d"
-        in scripts["auxSecrets"]["text"]
-    )
-    assert "--for-users" in scripts["auxSecretsForUsers"]["text"]
-    assert scripts["users"]["deps"] == ["auxSecretsForUsers"]
+    assert unit["before"] == [
+        "systemd-sysusers.service",
+        "userborn.service",
+        "sysinit.target",
+        "sysinit-reactivation.target",
+        "shutdown.target",
+    ]
+    assert unit["wantedBy"] == ["sysinit.target", "systemd-sysusers.service", "userborn.service"]
+    assert unit["unitConfig"] == {"DefaultDependencies": False}  # no RequiresMountsFor: no cycle
+    assert unit["serviceConfig"]["ExecStart"] == INSTALL + " --for-users"
+    assert unit["serviceConfig"]["ExecStartPre"] == f"{MOUNT} /run/aux-secrets-for-users.d"
+    assert unit["serviceConfig"]["SuccessExitStatus"] == [75]
     assert r["fileSystems"] == {}
+    assert "aux-secrets-install" in r["services"]  # the ssh key is a regular secret
 
 
 def test_credentials_reach_their_units(tmp_path: Path) -> None:
@@ -154,6 +187,8 @@ def test_credentials_reach_their_units(tmp_path: Path) -> None:
     assert restic["serviceConfig"]["LoadCredentialEncrypted"] == [
         "restic-password:/var/lib/aux-secrets/credentials/restic-password.cred"
     ]
+    # Before the first delivery the sealed file is missing: an empty default, not a failure.
+    assert restic["serviceConfig"]["SetCredential"] == ["restic-password:"]
     assert restic["unitConfig"]["RequiresMountsFor"] == ["/var/lib/aux-secrets"]
     networkd = r["services"]["systemd-networkd"]["serviceConfig"]["LoadCredentialEncrypted"]
     assert networkd == ["wireguard-wg0:/var/lib/aux-secrets/credentials/wireguard-wg0.cred"]
@@ -164,10 +199,11 @@ def test_placeholders_and_tmpfs(tmp_path: Path) -> None:
   aux.secrets."talos/hmac".derive = { realm = "talos/hmac/{period}"; rotation.period = "monthly"; };
   aux.templates.env.content = "A=${config.aux.placeholder."talos/hmac"}\\nB=${config.aux.placeholder."talos/hmac".retired}\\n";
   aux.settings.useTmpfs = true;
+  aux.settings.systemctl = [ "systemctl" ];
   systemd.sysusers.enable = true;
 }
 """
-    r = evaluate(module, tmp_path, "placeholder", "manifest", "fileSystems", "failedAssertions")
+    r = evaluate(module, tmp_path, "placeholder", "manifest", "mountScript", "failedAssertions")
     assert r["failedAssertions"] == []
     assert r["placeholder"]["talos/hmac"] == {
         "string": "{{aux:talos/hmac}}",
@@ -180,9 +216,26 @@ def test_placeholders_and_tmpfs(tmp_path: Path) -> None:
         == "A={{aux:talos/hmac}}\nB={{aux:talos/hmac:retired}}\n"
     )
     assert r["manifest"]["host"] == "nixos"
+    # --no-block is added back: a blocking restart would wait on the switch running it
     assert r["manifest"]["settings"]["systemctl"] == ["systemctl", "--no-block"]
-    fs = r["fileSystems"]["/run/aux-secrets.d"]
-    assert (fs["fsType"], fs["options"][-1]) == ("tmpfs", "noswap")
+    assert "mount -t tmpfs -o mode=0751,nosuid,nodev,noexec,noswap" in r["mountScript"]
+
+
+def test_group_defaults_to_the_owners_primary_group(tmp_path: Path) -> None:
+    module = """{
+  aux.secrets.a = { store = "a"; owner = "app"; };
+  aux.secrets.b = { store = "b"; owner = "1234"; };
+  aux.templates.t = { content = "x"; owner = "app"; };
+  aux.secrets.c.store = "c";
+  users.users.app = { isSystemUser = true; group = "appgroup"; };
+  users.groups.appgroup = { };
+}
+"""
+    r = evaluate(module, tmp_path, "manifest", "failedAssertions")
+    assert r["failedAssertions"] == []
+    groups = {n: s["group"] for n, s in r["manifest"]["secrets"].items()}
+    assert groups == {"a": "appgroup", "b": "root", "c": "root"}
+    assert r["manifest"]["templates"]["t"]["group"] == "appgroup"
 
 
 def test_nothing_configured_writes_nothing(tmp_path: Path) -> None:
@@ -198,6 +251,12 @@ MODULE_ASSERTIONS = [
     ("unknown placeholder", 'aux.secrets.a.store = "x"; aux.templates.t.content = "{{aux:b}}";', "aux.templates.t.content uses {{aux:b:current}}, but aux.secrets.b is not defined"),
     ("users non-root", 'aux.secrets.pw = { store = "x"; neededForUsers = true; group = "wheel"; };', 'aux.secrets.pw.owner and .group must be "root" when aux.secrets.pw.neededForUsers is set'),
     ("age without keys", 'aux.secrets.a.store = "x"; aux.settings = { backend = "age"; hostKeys = [ ]; };', "aux.settings.hostKeys must not be empty"),
+    ("undeclared owner", 'aux.secrets."github/token" = { store = "x"; owner = "deployer"; };', 'aux.secrets."github/token".owner = "deployer" is not declared in users.users'),
+    ("undeclared group", 'aux.templates.t = { content = "x"; group = "deployers"; };', 'aux.templates.t.group = "deployers" is not declared in users.groups'),
+    ("undeclared settings group", 'aux.secrets.a.store = "x"; aux.settings.group = "secrets";', 'aux.settings.group = "secrets" is not declared'),
+    ("nixos-init with scripts", 'aux.secrets.a.store = "x"; system.nixos-init.enable = true;', "aux.settings.useSystemdActivation must be true with system.nixos-init.enable"),
+    ("store on a late mount", 'aux.secrets.pw = { store = "x"; neededForUsers = true; }; services.userborn.enable = true; fileSystems."/var".device = "/dev/vdb";', 'aux.settings.storeDir (/var/lib/aux-secrets) is on the file system /var, mounted after the users are made'),
+    ("tpm2 before users", 'aux.secrets.pw = { store = "x"; neededForUsers = true; }; services.userborn.enable = true; aux.settings.tpm2.enable = true;', "aux.settings.tpm2.enable cannot be used with neededForUsers secrets"),
 ]  # fmt: skip
 
 
@@ -208,6 +267,86 @@ def test_module_assertion_fires(body: str, message: str, tmp_path: Path) -> None
     r = evaluate("{ " + body + " }", tmp_path, "failedAssertions")
     assert len(r["failedAssertions"]) == 1, r["failedAssertions"]
     assert message in r["failedAssertions"][0]
+
+
+def test_accounts_that_pass(tmp_path: Path) -> None:
+    module = """{
+  aux.secrets.a = { store = "x"; owner = "1001"; group = "1002"; };
+  aux.secrets.b = { store = "y"; owner = "app"; group = "wheel"; };
+  aux.secrets.pw = { store = "z"; neededForUsers = true; };
+  users.users.app = { isSystemUser = true; group = "app"; };
+  users.groups.app = { };
+  services.userborn.enable = true;
+  fileSystems."/var" = { device = "/dev/vdb"; neededForBoot = true; };
+  fileSystems."/srv".device = "/dev/vdc";
+}
+"""
+    assert evaluate(module, tmp_path, "failedAssertions")["failedAssertions"] == []
+
+
+SYSUSERS_HOST = """{
+  aux.secrets."users/alice" = { store = "alice-hash"; neededForUsers = true; };
+  users.users.alice = { isNormalUser = true; hashedPasswordFile = "/run/aux-secrets-for-users/users/alice"; };
+  users.users.svc = { isSystemUser = true; group = "nogroup"; hashedPasswordFile = "/run/aux-secrets-for-users/users/alice"; };
+  systemd.sysusers.enable = true;
+}
+"""
+
+
+def test_sysusers_refuses_a_normal_user_with_a_secret_hash(tmp_path: Path) -> None:
+    failed = evaluate(SYSUSERS_HOST, tmp_path, "failedAssertions")["failedAssertions"]
+    ours = [m for m in failed if m.startswith("users.users.alice.hashedPasswordFile")]
+    assert ours == [
+        "users.users.alice.hashedPasswordFile is an aux-secrets neededForUsers secret, but alice "
+        "is a normal user: systemd-sysusers creates only system users (use services.userborn, "
+        "or isSystemUser)"
+    ]
+
+
+def test_sysusers_creates_the_account_locked_before_the_first_delivery(tmp_path: Path) -> None:
+    """sysusers loads hashedPasswordFile with LoadCredential=, which fails the whole unit
+    while the file is missing; SetCredential= is its default (systemd.exec(5))."""
+    r = evaluate(
+        SYSUSERS_HOST.replace("isNormalUser = true", 'isSystemUser = true; group = "users"'),
+        tmp_path,
+        "services",
+        "failedAssertions",
+    )
+    assert r["failedAssertions"] == []
+    sysusers = r["services"]["systemd-sysusers"]["serviceConfig"]
+    assert sysusers["SetCredential"] == [
+        "passwd.hashed-password.alice:!",
+        "passwd.hashed-password.svc:!",
+    ]
+    userborn = SYSUSERS_HOST.replace("systemd.sysusers.enable", "services.userborn.enable")
+    assert "systemd-sysusers" not in evaluate(userborn, tmp_path, "services")["services"]
+
+
+def test_validation_runs_on_the_build_platform(tmp_path: Path) -> None:
+    """A cross build checks the manifest with the build platform's package."""
+    lib = nixpkgs_lib()
+    host = tmp_path / "cross.nix"
+    host.write_text('{ aux.secrets.a.store = "x"; systemd.sysusers.enable = true; }\n')
+    stub = (
+        'let fake = n: { type = "derivation"; name = n; outPath = "/nix/store/x-" + n; meta.mainProgram = "aux-secrets"; }; in '
+        '{ stdenv.hostPlatform.system = "aarch64-linux"; stdenv.buildPlatform.system = "x86_64-linux"; '
+        "writeTextFile = a: fake a.name // { inherit (a) text checkPhase; }; writeShellScript = n: t: fake n; "
+        'callPackage = _: _: fake "aux-secrets-aarch64"; buildPackages.callPackage = _: _: fake "aux-secrets-x86_64"; '
+        'coreutils = fake "coreutils"; util-linux = fake "util-linux"; }'
+    )
+    expr = (
+        f"let r = import {nix_string(HARNESS)} {{ lib = import {nix_string(lib)}; "
+        f"configuration = {host}; pkgs = {stub}; }}; in {{ inherit (r) manifestCheck services systemPackages; }}"
+    )
+    r = nix_eval(expr, tmp_path)
+    assert (
+        r["manifestCheck"].strip()
+        == '/nix/store/x-aux-secrets-x86_64/bin/aux-secrets manifest check "$target"'
+    )
+    assert r["services"]["aux-secrets-install"]["serviceConfig"]["ExecStart"].startswith(
+        "/nix/store/x-aux-secrets-aarch64/bin/"
+    )
+    assert r["systemPackages"] == ["aux-secrets-aarch64"]
 
 
 def test_option_types_name_the_option(tmp_path: Path) -> None:
@@ -266,19 +405,24 @@ def test_flake_outputs(tmp_path: Path) -> None:
     assert r["modules"] == ["aux-secrets", "default"]
 
 
-def test_flake_module_uses_the_flake_package(tmp_path: Path) -> None:
+def test_flake_module_uses_the_systems_pkgs(tmp_path: Path) -> None:
+    """The flake's module takes the package from the system's pkgs (not the flake's own
+    nixpkgs), and importing both of its names is not a conflict."""
     lib = nixpkgs_lib()
     module = f"""let self = {_flake(lib)}; in {{
-  imports = [ self.nixosModules.default ];
+  imports = [ self.nixosModules.default self.nixosModules.aux-secrets ];
   aux.secrets.a.store = "a";
   systemd.sysusers.enable = true;
 }}
 """
-    r = evaluate(module, tmp_path, "services")
-    start = r["services"]["aux-secrets-install"]["serviceConfig"]["ExecStart"]
-    assert start.startswith(
-        "/nix/store/11111111111111111111111111111111-aux-secrets/bin/aux-secrets install"
-    )
+    r = evaluate(module, tmp_path, "services", "failedAssertions")
+    assert r["failedAssertions"] == []
+    assert r["services"]["aux-secrets-install"]["serviceConfig"]["ExecStart"] == INSTALL
+
+
+def test_flake_formatter_is_not_an_alias() -> None:
+    text = (REPO / "flake.nix").read_text()
+    assert "pkgs.nixfmt)" in text and "nixfmt-rfc-style" not in text
 
 
 def test_package_evaluates_with_the_pyrage_fallback(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ in
         nativeBuildInputs = [
           python
           pkgs.age
+          pkgs.git
           pkgs.gokey
           pkgs.nix
           pkgs.openssh

@@ -1,5 +1,6 @@
-# Shared pieces of the NixOS VM tests: a node with the module and the tools, and a Python
-# prelude for the test script that makes a vault on the node and provisions it locally.
+# Shared pieces of the NixOS VM tests: a node with the module (which puts the aux-secrets
+# command on the host by itself), and a Python prelude for the test script that makes a
+# vault on the node and provisions it locally.
 { self }:
 {
   node =
@@ -7,10 +8,7 @@
     {
       imports = [ self.nixosModules.default ];
       services.openssh.enable = true; # its ed25519 host key opens the bundles
-      environment.systemPackages = [
-        self.packages.${pkgs.stdenv.hostPlatform.system}.default
-        pkgs.jq
-      ];
+      environment.systemPackages = [ pkgs.jq ];
       environment.variables = {
         AUX_SECRETS_VAULT = "/root/vault";
         AUX_SECRETS_PASSWORD_FILE = "/root/master-password";

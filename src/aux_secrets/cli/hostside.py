@@ -170,7 +170,8 @@ def install(
         typer.Option(
             "--activation-lists",
             help="Append units to NixOS's /run/nixos/activation-{restart,reload}-list "
-            "instead of running systemctl (for the activation script of a switch).",
+            "instead of running systemctl (for the activation script of a switch); "
+            "none when there is no previous generation (at boot).",
         ),
     ] = False,
     at: Annotated[str | None, typer.Option("--at", hidden=True)] = None,
@@ -194,6 +195,7 @@ def install(
     from aux_secrets.adapters.carried import Recording, carried_manifest, other_manifest_warning
     from aux_secrets.adapters.installer import install as run_install
     from aux_secrets.adapters.installer import report_json, report_lines
+    from aux_secrets.adapters.localstore import under_root
     from aux_secrets.adapters.systemctl import ActivationLists, Systemctl
     from aux_secrets.cli import output
     from aux_secrets.core.rotation import parse_instant
@@ -217,9 +219,16 @@ def install(
             hint=f"aux-secrets provision --host {parsed.host}",
         )
     when = parse_instant(at) if at is not None else datetime.now(UTC)
-    requester = (
+    requester: ActivationLists | Systemctl | None = (
         ActivationLists(root_dir) if activation_lists else Systemctl(parsed.settings.systemctl)
     )
+    live = under_root(
+        root_dir, parsed.settings.users_dir if for_users else parsed.settings.runtime_dir
+    )
+    if activation_lists and not live.is_dir():
+        # No previous generation: the activation script at boot. Every file "appears", and
+        # the next switch would restart (and so start) every unit listed: ask for none.
+        requester = None
     source = carried.source if carried is not None else Recording(store)
     report = run_install(
         parsed,
