@@ -30,6 +30,9 @@ from aux_secrets.errors import (
 if TYPE_CHECKING:
     from aux_secrets.core.transport import Transport
 
+# How far beyond the clock a recorded serial may be (many bundles in one second push
+# it ahead; years ahead means a changed file).
+MAX_SERIAL_AHEAD = 366 * 24 * 3600
 HOSTS_FORMAT_VERSION = 1
 HOST_FILE_LIMIT = 64 * 1024
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -217,10 +220,22 @@ class HostDir:
         path.unlink()
 
     def next_serial(self, name: str, now_seconds: int) -> int:
-        """Reserve a bundle serial for ``name`` that only grows: max(now, last + 1), recorded."""
+        """Reserve a bundle serial for ``name`` that only grows: max(now, last + 1), recorded.
+
+        A recorded serial more than MAX_SERIAL_AHEAD beyond the clock is refused: a host
+        that accepted such a bundle could never take a normal one again.
+        """
         self.root.mkdir(mode=0o700, exist_ok=True)
         with file_lock(self.root / ".lock", what="hosts lock"):
             host = self.read(name)
+            if host.last_serial > now_seconds + MAX_SERIAL_AHEAD:
+                raise InputError(
+                    f"host file {self.path(name)}: last_serial {host.last_serial} is far "
+                    f"beyond the clock ({now_seconds}); the file was changed or the clock "
+                    "is wrong",
+                    hint=f"set last_serial in {self.path(name)} to a value near the clock; "
+                    "a host that already took a far-future serial: see activate --reset-serial",
+                )
             serial = max(now_seconds, host.last_serial + 1)
             atomic_write(self.path(name), encode_host(replace(host, last_serial=serial)))
         return serial

@@ -30,7 +30,7 @@ from aux_secrets.adapters.audit import AuditLog
 from aux_secrets.adapters.fs import atomic_write, file_lock, read_bounded
 from aux_secrets.adapters.systemd_creds import SystemdCreds
 from aux_secrets.core.audit import AuditEvent
-from aux_secrets.core.bundle import BundlePayload, BundleSecret, decode_payload
+from aux_secrets.core.bundle import BundlePayload, BundleSecret, decode_payload, format_instant
 from aux_secrets.core.bundle_sign import (
     Envelope,
     open_envelope,
@@ -264,11 +264,15 @@ class LocalStore:
         manifest: Manifest | None = None,
         now: datetime | None = None,
         trust_new_signer: bool = False,
+        reset_serial: bool = False,
     ) -> ActivateResult:
         """Open ``bundle`` with the host key, verify its signature and signer (pinned in
         settings.bundleSigners, else the one recorded by the first bundle), refuse another
         host or a replay, seal it into the store and commit with one rename. Nothing
-        changes on any refusal. ``trust_new_signer`` replaces a recorded signer."""
+        changes on any refusal. ``trust_new_signer`` replaces a recorded signer.
+        ``reset_serial`` accepts a serial not above the active one, but only for a bundle
+        made later (``created``) than the active one: the way back from a serial pushed
+        far ahead, never a replay of an older bundle."""
         at = now or datetime.now(UTC).replace(microsecond=0)
         envelope = open_envelope(bundle_age.open_bundle(bundle, self.host_key_paths()))
         payload = decode_payload(envelope.payload)
@@ -282,8 +286,12 @@ class LocalStore:
             # credentials, the way the manifest the bundle carries asks.
             carried = payload.manifest
             store = self.for_settings(carried.settings, what="the manifest the bundle carries")
-            return store._commit(envelope, payload, bundle, host, carried, at, trust_new_signer)
-        return self._commit(envelope, payload, bundle, host, manifest, at, trust_new_signer)
+            return store._commit(
+                envelope, payload, bundle, host, carried, at, trust_new_signer, reset_serial
+            )
+        return self._commit(
+            envelope, payload, bundle, host, manifest, at, trust_new_signer, reset_serial
+        )
 
     def for_settings(self, settings: Settings, *, what: str) -> LocalStore:
         """This store as ``settings`` seal it; they must name the same storeDir."""
@@ -306,6 +314,7 @@ class LocalStore:
         manifest: Manifest | None,
         at: datetime,
         trust_new_signer: bool,
+        reset_serial: bool = False,
     ) -> ActivateResult:
         pinned = [
             parse_signer(text, f"settings.bundleSigners[{index}]")
@@ -334,12 +343,7 @@ class LocalStore:
                         "settings.bundleSigners",
                     )
                 replaced = recorded
-            if old is not None and payload.serial <= old.serial:
-                raise ConflictError(
-                    f"bundle serial {payload.serial} is not newer than the active serial "
-                    f"{old.serial}: refusing a replayed or outdated bundle",
-                    hint="make a fresh bundle: aux-secrets provision --host " + host,
-                )
+            floor = self._check_serial(old, payload, host, reset_serial)
             wanted, sealed = self._plan_credentials(payload, manifest, at)
             blob_name, blob = self._seal(payload, payload_bytes, bundle)
             meta = meta_for(
@@ -351,6 +355,7 @@ class LocalStore:
                 blob=blob_name,
                 blob_sha256=hashlib.sha256(blob).hexdigest(),
                 signer=envelope.signer,
+                created_floor=floor,
             )
             blob_path = self.store_dir / blob_name
             atomic_write(blob_path, blob, mode=0o600)
@@ -391,6 +396,39 @@ class LocalStore:
             warnings=warnings,
             payload=payload,
         )
+
+    @staticmethod
+    def _check_serial(
+        old: StoreMeta | None, payload: BundlePayload, host: str, reset_serial: bool
+    ) -> datetime | None:
+        """Refuse a replay; the ``createdFloor`` the new metadata carries."""
+        if old is None:
+            return None
+        if old.created_floor is not None and payload.created < old.created_floor:
+            raise ConflictError(
+                f"the bundle was made at {format_instant(payload.created)}, before the serial "
+                f"was reset ({format_instant(old.created_floor)}): refusing an older bundle",
+                hint="make a fresh bundle: aux-secrets provision --host " + host,
+            )
+        if payload.serial > old.serial:
+            return old.created_floor
+        if not reset_serial:
+            raise ConflictError(
+                f"bundle serial {payload.serial} is not newer than the active serial "
+                f"{old.serial}: refusing a replayed or outdated bundle",
+                hint="make a fresh bundle: aux-secrets provision --host "
+                + host
+                + "; if the active serial is far in the future (a changed host file), "
+                "see aux-secrets activate --reset-serial",
+            )
+        if payload.created <= old.created:
+            raise ConflictError(
+                f"--reset-serial: the bundle was made at {format_instant(payload.created)}, "
+                f"not after the active one ({format_instant(old.created)}): refusing an "
+                "older bundle",
+                hint="make a fresh bundle: aux-secrets bundle --host " + host,
+            )
+        return payload.created  # from now on, nothing made before this one
 
     def _remove_stale_blobs(self, keep: str) -> None:
         for path in self.store_dir.glob("store-*"):

@@ -70,6 +70,12 @@ def activate(
         help="Accept a bundle from a signer other than the recorded one and record it "
         "(after a deliberate vault change). Pinned settings.bundleSigners still apply.",
     ),
+    reset_serial: bool = typer.Option(
+        False,
+        "--reset-serial",
+        help="Accept a serial not above the active one, for a signed bundle made after the "
+        "active one (the way back when the active serial was pushed far ahead).",
+    ),
 ) -> None:
     """Open a bundle with the host key, check its signature, seal it into the local store.
 
@@ -82,6 +88,7 @@ def activate(
         aux-secrets activate --bundle /tmp/web1.age
         ssh root@web1 aux-secrets activate --bundle - < web1.age
         aux-secrets activate --trust-new-signer --bundle /tmp/web1.age
+        aux-secrets activate --reset-serial --bundle /tmp/web1.age
     """
     import json
 
@@ -107,7 +114,13 @@ def activate(
     else:
         data = read_bounded(Path(bundle), MAX_BUNDLE_BYTES, what="bundle")
     store = open_store(parsed, root_dir)
-    result = store.activate(data, this_host, manifest=parsed, trust_new_signer=trust_new_signer)
+    result = store.activate(
+        data,
+        this_host,
+        manifest=parsed,
+        trust_new_signer=trust_new_signer,
+        reset_serial=reset_serial,
+    )
     meta = result.meta
     signer = signer_fingerprint(result.signer)
     for warning in result.warnings:

@@ -163,6 +163,8 @@ class StoreMeta:
     secrets: Mapping[str, SecretMeta]
     # The Ed25519 key that signed the active bundle (None: a store from before signing).
     signer: bytes | None = None
+    # Set by activate --reset-serial: no bundle made before this instant is accepted again.
+    created_floor: datetime | None = None
 
 
 def meta_for(
@@ -173,6 +175,7 @@ def meta_for(
     blob: str,
     blob_sha256: str,
     signer: bytes | None = None,
+    created_floor: datetime | None = None,
 ) -> StoreMeta:
     """Metadata of a payload about to become active (fingerprints under its own key)."""
     secrets = {
@@ -202,6 +205,7 @@ def meta_for(
         bundle_id=payload.bundle_id,
         secrets=secrets,
         signer=signer,
+        created_floor=created_floor,
     )
     _validate_meta(meta, "store metadata")
     return meta
@@ -271,6 +275,8 @@ def encode_meta(meta: StoreMeta) -> bytes:
     }
     if meta.signer is not None:  # absent: no signer recorded (a store from before signing)
         doc["signer"] = base64.b64encode(meta.signer).decode("ascii")
+    if meta.created_floor is not None:  # absent: the serial was never reset
+        doc["createdFloor"] = format_instant(meta.created_floor)
     return canonical_json(doc) + b"\n"
 
 
@@ -309,12 +315,13 @@ def decode_meta(data: bytes, *, name: str = "store metadata") -> StoreMeta:
             f"{name}: version {doc.get('version')!r} is not supported (this build reads {VERSION})"
         )
     # ``signer`` came with signed bundles; a store.json written before has none.
+    # ``createdFloor`` only after activate --reset-serial.
     top = _fields(
-        {"signer": None, **doc} if "signer" not in doc else doc,
+        {"signer": None, "createdFloor": None, **doc},
         f"{name}: $",
         {
             "format", "version", "backend", "credentialKey", "blob", "blobSha256",
-            "host", "serial", "created", "bundleId", "secrets", "signer",
+            "host", "serial", "created", "bundleId", "secrets", "signer", "createdFloor",
         },
     )  # fmt: skip
     secrets_doc = top["secrets"]
@@ -357,6 +364,9 @@ def decode_meta(data: bytes, *, name: str = "store metadata") -> StoreMeta:
         bundle_id=top["bundleId"],
         secrets=secrets,
         signer=None if "signer" not in doc else _signer(doc["signer"], f"{name}: $.signer"),
+        created_floor=None
+        if top["createdFloor"] is None
+        else parse_instant_strict(top["createdFloor"], f"{name}: $.createdFloor"),
     )
     _validate_meta(meta, name)
     return meta
