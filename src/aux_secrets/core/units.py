@@ -100,7 +100,9 @@ def unit_values(settings: Settings, program: str, manifest: str) -> dict[str, st
     device = _unit_path(_tpm2_device(settings), "TPM2 device")
     return {
         "PROGRAM": _unit_path(program, "program"),
-        "MANIFEST": _unit_path(manifest, "manifest path"),
+        "MANIFEST_ARG": ""
+        if manifest == DEFAULT_MANIFEST
+        else " --manifest " + _unit_path(manifest, "manifest path"),
         "RUNTIME_DIR": _unit_path(settings.runtime_dir, "runtimeDir"),
         "GENERATIONS_DIR": _unit_path(settings.generations_dir, "generationsDir"),
         "STORE_DIR": _unit_path(settings.store_dir, "storeDir"),

@@ -1,0 +1,75 @@
+"""Fixtures of the booted-host suite: the cached root, the session's layer, a fresh host.
+
+Every test here is marked ``host`` and skipped unless the suite is selected
+(``bash scripts/test.sh -m host``); see :mod:`tests.host.support`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import REPO
+from tests.host import support
+from tests.host.operator import Host
+
+_names = itertools.count(1)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            assert item.get_closest_marker("host"), f"{item.nodeid}: mark the module host"
+            if not support.selected(config):
+                item.add_marker(
+                    pytest.mark.skip(
+                        reason="booted-host suite not selected: run `bash scripts/test.sh -m host`"
+                    )
+                )
+
+
+@pytest.fixture(scope="session")
+def host_layers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Path]]:
+    """[session layer, cached root]: what every host of this run boots from."""
+    why = support.nspawn_missing()
+    if why is not None:
+        support.skip_or_fail(why)
+    from tests.host.cache import rootfs
+    from tests.host.layer import build_layer
+
+    started = time.monotonic()
+    try:
+        root = rootfs()
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        support.skip_or_fail(f"no Debian 12 root filesystem could be built: {exc}")
+    built = time.monotonic()
+    # Outside pytest's temp folder: a layer is a lower directory of running overlays.
+    work = Path(tmp_path_factory.mktemp("host-layer"))
+    layer = build_layer(root, REPO, work)
+    layer_time = time.monotonic() - built
+    print(f"\nhost suite: root filesystem {built - started:.1f}s, layer {layer_time:.1f}s")
+    yield [layer, root]
+    shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture
+def host(host_layers: list[Path], tmp_path: Path) -> Iterator[Host]:
+    """A fresh, booted nspawn host with this checkout installed and nothing provisioned."""
+    from tests.host.cache import cache_dir
+    from tests.host.nspawn import NspawnHost
+
+    name = f"auxh{os.getpid()}x{next(_names)}"
+    machine = NspawnHost(host_layers, tmp_path / "host", name)
+    try:
+        machine.boot()
+        yield Host(machine, cache_dir() / "id_ed25519", tmp_path)
+    finally:
+        machine.stop()
