@@ -46,8 +46,25 @@ class UnitsResult:
     live: bool  # the running systemd was reloaded
 
 
-def planned(settings: Settings, *, program: str, manifest: str) -> list[UnitFile]:
-    return render_units(templates(), settings, program=program, manifest=manifest)
+def planned(
+    settings: Settings,
+    *,
+    program: str,
+    manifest: str,
+    pull: bool = False,
+    incoming: bool = False,
+) -> list[UnitFile]:
+    """The units for these settings, with the optional pull and incoming units."""
+    from aux_secrets.core.delivery_units import DELIVERY_TEMPLATES, render_delivery_units
+
+    files = render_units(templates(), settings, program=program, manifest=manifest)
+    if pull or incoming:
+        folder = resources.files("aux_secrets") / "data" / "units"
+        texts = {n: (folder / n).read_text(encoding="utf-8") for n in DELIVERY_TEMPLATES}
+        files += render_delivery_units(
+            texts, settings, program=program, manifest=manifest, pull=pull, incoming=incoming
+        )
+    return files
 
 
 def _make_dirs(root: Path, relative: Path) -> None:
@@ -97,9 +114,26 @@ def install_units(
     now: bool = False,
     systemctl: str = "systemctl",
     sysusers: str = "systemd-sysusers",
+    pull_source: str | None = None,
+    incoming: bool = False,
 ) -> UnitsResult:
-    """Write every unit (atomically, 0644), create the group, enable, reload the manager."""
-    files = planned(settings, program=program, manifest=manifest)
+    """Write every unit (atomically, 0644), create the group, enable, reload the manager.
+
+    With ``pull_source`` also the pull timer and ``/etc/aux-secrets/pull.env`` (0600);
+    with ``incoming`` the path unit that takes in dropped bundles."""
+    files = planned(
+        settings,
+        program=program,
+        manifest=manifest,
+        pull=pull_source is not None,
+        incoming=incoming,
+    )
+    if pull_source is not None:
+        from aux_secrets.core.delivery_units import PULL_ENV_PATH, pull_env
+
+        env_file = under_root(root, "/" + PULL_ENV_PATH)
+        _make_dirs(root, Path(PULL_ENV_PATH).parent)
+        atomic_write(env_file, pull_env(pull_source), mode=0o600)
     written, unchanged = [], []
     for unit in files:
         target = under_root(root, "/" + unit.path)
@@ -122,6 +156,7 @@ def install_units(
     started: list[str] = []
     if now and live:
         started = [mount_unit_name(settings.generations_dir), ROTATE_TIMER]
+        started += [Path(u.path).name for u in files if u.path.endswith((".path", "pull.timer"))]
         _run([systemctl, "start", *started])
     return UnitsResult(
         tuple(written), tuple(unchanged), tuple(names) if enable else (), tuple(started), live

@@ -20,6 +20,21 @@ units_app = typer.Typer(
     rich_markup_mode=None,
 )
 
+PullSourceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--pull-source",
+        metavar="URL|DIR",
+        help="Also the pull timer, pulling from URL|DIR (kept 0600 in /etc/aux-secrets/pull.env).",
+    ),
+]
+IncomingOpt = Annotated[
+    bool,
+    typer.Option(
+        "--incoming",
+        help="Also the path unit that takes in bundles dropped into storeDir/incoming.",
+    ),
+]
 ProgramOpt = Annotated[
     str | None,
     typer.Option(
@@ -67,6 +82,8 @@ def units_install(
         bool,
         typer.Option("--now", help="Also start the RAM mount and the rotation timer."),
     ] = False,
+    pull_source: PullSourceOpt = None,
+    incoming: IncomingOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Write the units into ROOT/etc/systemd/system and enable them.
@@ -78,6 +95,7 @@ def units_install(
     \b
         aux-secrets units install --now
         aux-secrets units install --root /srv/image --program /opt/aux/bin/aux-secrets
+        aux-secrets units install --now --pull-source https://secrets.example.org/fleet/
     """
     import json
 
@@ -94,6 +112,8 @@ def units_install(
         manifest=manifest_named,
         enable=enable,
         now=now,
+        pull_source=pull_source,
+        incoming=incoming,
     )
     if as_json:
         doc = {
@@ -122,6 +142,8 @@ def units_show(
     root: RootOpt = None,
     manifest: ManifestOpt = None,
     program: ProgramOpt = None,
+    pull: Annotated[bool, typer.Option("--pull", help="Include the pull timer.")] = False,
+    incoming: IncomingOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Print the units `units install` would write, without writing anything.
@@ -140,7 +162,13 @@ def units_show(
 
     root_dir = resolve_root(root)
     settings, manifest_named = _settings(manifest, root_dir)
-    files = planned(settings, program=_program(program, root_dir), manifest=manifest_named)
+    files = planned(
+        settings,
+        program=_program(program, root_dir),
+        manifest=manifest_named,
+        pull=pull,
+        incoming=incoming,
+    )
     if as_json:
         doc = [{"path": "/" + f.path, "enable": f.enable, "text": f.text} for f in files]
         output.write_stdout_bytes(json.dumps(doc, indent=2).encode() + b"\n")
