@@ -180,7 +180,9 @@ def test_provision_local_function_for_the_demo(tmp_path: Path, sshd: Sshd) -> No
     assert report.restarted == ("postgresql.service",)
     again = provision.provision_local(vault, scheme, "demo", host.manifest, host.root)
     assert again.no_change and again.serial > report.serial
-    drifts = provision.verify_local(vault, scheme, "demo", host.manifest, host.root)
+    from aux_secrets.workflows import verify
+
+    drifts = verify.verify_local(vault, scheme, "demo", host.manifest, host.root)
     assert [(d.secret, d.verdict) for d in drifts] == [("api/hmac", "ok"), ("db/password", "ok")]
     assert manifest_doc  # shared helper stays importable
 

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from aux_secrets.adapters.installer import install, layout, report_json, report_lines, trees
+from aux_secrets.adapters.installer import (
+    install,
+    layout,
+    report_json,
+    report_lines,
+    report_warnings,
+    trees,
+)
 from aux_secrets.core.audit import AuditEvent
 from aux_secrets.core.bundle import (
     OPEN_NOT_AFTER,
@@ -99,21 +106,57 @@ def test_bundle_for_another_host_refused(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_clock_beyond_delivered_slots_is_missing(tmp_path: Path) -> None:
+def test_clock_beyond_delivered_slots_keeps_the_last_value_stale(tmp_path: Path) -> None:
+    """The host was not provisioned in time: the last value stays installed, marked stale."""
     m = manifest({"r": ROT_SPEC, "a": {"source": {"store": "a"}}})
+    store = Store({"r": ROTATING, "a": fixed(b"1")})
+    first = install(m, store, root=tmp_path, at=month(2026, 12), requester=None)
+    assert (tmp_path / "run/aux-secrets/r").read_bytes() == b"dec"
+    assert [n for n, _ in first.running_out] == []  # a month left: not yet
+    soon = install(m, store, root=tmp_path, at=datetime(2026, 12, 28, tzinfo=UTC), requester=None)
+    assert soon.running_out == (("r", month(2027, 1)),)
+    units = Units()
+    report = install(m, store, root=tmp_path, at=month(2027, 2), requester=units)
+    assert report.missing == ()
+    assert (tmp_path / "run/aux-secrets/r").read_bytes() == b"dec"  # never taken away
+    assert (tmp_path / "run/aux-secrets/a").read_bytes() == b"1"
+    assert report.result.plan.removed == () and units.calls == []
+    assert [(v.name, v.label, v.outside, v.until) for v in report.stale] == [
+        ("r", "2026-12", "after", month(2027, 1))
+    ]
+    assert report_json(report)["stale"] == [
+        {
+            "name": "r",
+            "label": "2026-12",
+            "reason": "values-ran-out",
+            "valuesEnd": "2027-01-01T00:00:00Z",
+        }
+    ]
+    assert report.next_rotation is None
+    lines = report_warnings(report, month(2027, 2))
+    assert len(lines) == 1
+    assert "ran out at 2027-01-01T00:00:00Z" in lines[0] and "STALE" in lines[0]
+    assert "aux-secrets provision --host h1" in lines[0]
+
+
+def test_a_clock_before_the_bundle_is_named_and_the_bundles_values_served(
+    tmp_path: Path,
+) -> None:
+    m = manifest({"r": ROT_SPEC})
     report = install(
         m,
-        Store({"r": ROTATING, "a": fixed(b"1")}),
+        Store({"r": ROTATING}),
         root=tmp_path,
-        at=month(2027, 2),
+        at=datetime(1970, 1, 1, tzinfo=UTC),
         requester=None,
     )
-    assert [x.key for x in report.missing] == ["secret:r"]
-    assert "2027-01-01T00:00:00Z" in report.missing[0].reason
-    assert (tmp_path / "run/aux-secrets/a").read_bytes() == b"1"
-    assert report_json(report)["missing"] == [
-        {"kind": "secret", "name": "r", "reason": report.missing[0].reason}
-    ]
+    assert (tmp_path / "run/aux-secrets/r").read_bytes() == b"nov"  # live at NOV
+    assert report.stale == ()
+    assert report.clock_behind == NOV
+    assert report.next_rotation == month(2026, 12)  # from the bundle's time, not 1970
+    lines = report_warnings(report, datetime(1970, 1, 1, tzinfo=UTC))
+    assert "the clock is wrong" in lines[0] and "2026-11-22T12:00:00Z" in lines[0]
+    assert report_json(report)["clockBehind"] == {"bundleCreated": "2026-11-22T12:00:00Z"}
 
 
 def test_audit_entry_and_unit_calls(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from aux_secrets.adapters.hosts import Host
 from aux_secrets.errors import ExternalError, UsageError
-from aux_secrets.workflows import provision
+from aux_secrets.workflows import provision, verify
 
 ED_PUB = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
 
@@ -129,7 +129,7 @@ def test_compare_fingerprints_verdicts() -> None:
         "d": ("fp1:dd", frozenset()),
     }
     reported = {"a": "fp1:a0", "b": "fp1:bb", "c": "fp1:zz", "e": "fp1:ee"}
-    verdicts = {d.secret: d.verdict for d in provision.compare_fingerprints(expected, reported)}
+    verdicts = {d.secret: d.verdict for d in verify.compare_fingerprints(expected, reported)}
     assert verdicts == {
         "a": "stale",
         "b": "ok",
@@ -182,16 +182,16 @@ def test_host_report_from_activate_and_install_json() -> None:
 def test_parse_status_shapes_and_garbage() -> None:
     from aux_secrets.errors import InputError
 
-    assert provision.parse_status(
+    assert verify.parse_status(
         b'{"secrets": {"a": {"fingerprint": "fp1:aa"}, "b": {"fingerprint": null}}}', "h"
     ) == {"a": "fp1:aa"}
-    assert provision.parse_status(b'{"secrets": {"a": "fp1:aa"}}', "h") == {"a": "fp1:aa"}
-    assert provision.parse_status(
+    assert verify.parse_status(b'{"secrets": {"a": "fp1:aa"}}', "h") == {"a": "fp1:aa"}
+    assert verify.parse_status(
         b'{"secrets": [{"name": "a", "fingerprint": "fp1:aa"}]}', "h"
     ) == {"a": "fp1:aa"}
     for bad in (b"", b"\xff", b"[1]", b'{"secrets": 3}', b'{"secr', b"null"):
         with pytest.raises(InputError) as info:
-            provision.parse_status(bad, "web1")
+            verify.parse_status(bad, "web1")
         assert "web1" in info.value.message
 
 

@@ -7,7 +7,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aux_secrets.cli.hostside import status_report
+from aux_secrets.cli.status import status_report
 from aux_secrets.core.fingerprint import fingerprint
 from tests.helpers import assert_one_line_error, cli
 from tests.test_localstore_support import FP_KEY, Host, payload, rotating_payload
@@ -25,6 +25,9 @@ def test_status_json_before_and_after_activate(tmp_path: Path) -> None:
         "inStore": False,
         "fingerprint": None,
         "label": None,
+        "stale": None,
+        "valuesEnd": None,
+        "runsOutSoon": False,
         "slots": [],
     }
     p = rotating_payload(4)
@@ -59,8 +62,22 @@ def test_rotation_picks_the_live_slot_by_the_clock(tmp_path: Path) -> None:
     assert dec["secrets"][hmac]["label"] == "2026-12"
     assert dec["secrets"][hmac]["fingerprint"] == fingerprint(FP_KEY, hmac, b"hmac-12")
     assert dec["nextRotation"] == "2027-01-01T00:00:00Z"
-    assert later["secrets"][hmac]["fingerprint"] is None  # the bundle ran out of slots
+    # The bundle ran out of slots: the last value is still the one served, marked stale.
+    assert later["secrets"][hmac]["fingerprint"] == fingerprint(FP_KEY, hmac, b"hmac-12")
+    assert later["secrets"][hmac]["stale"] == "values-ran-out"
+    assert later["secrets"][hmac]["valuesEnd"] == "2027-01-01T00:00:00Z"
+    assert later["stale"] == [hmac]
     assert later["nextRotation"] is None
+    assert dec["stale"] == [] and not dec["clockBehind"]
+    assert nov["clockBehind"]  # 2026-11-20 is before the bundle was made (11-22)
+    soon = status_report(manifest, host.root, datetime(2026, 12, 29, tzinfo=UTC))
+    assert soon["runningOut"] == [hmac] and soon["stale"] == []
+    # A clock before the bundle was made: named, and the bundle's values are the live ones.
+    epoch = status_report(manifest, host.root, datetime(1970, 1, 1, tzinfo=UTC))
+    assert epoch["clockBehind"] is True
+    assert epoch["secrets"][hmac]["label"] == "2026-11"
+    assert epoch["nextRotation"] == "2026-12-01T00:00:00Z"
+    assert epoch["stale"] == []
 
 
 def test_status_shows_generation_and_unknown_secrets(tmp_path: Path) -> None:

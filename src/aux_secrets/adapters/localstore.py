@@ -106,11 +106,13 @@ class ActivateResult:
 
 
 def current_slot_at(secret: BundleSecret, at: datetime) -> bytes:
-    """The value live at ``at``: the slot whose window holds it (role ``current`` wins a
-    tie), else the slot the bundle marked current."""
-    containing = [s for s in secret.slots if s.not_before <= at < s.not_after]
-    containing.sort(key=lambda s: (s.role == "current", s.not_before), reverse=True)
-    return (containing[0] if containing else secret.current_slot()).value
+    """The value live at ``at``, as the installer chooses it (core/select.py): the slot
+    whose window holds it, else the last one after every window, else the one marked
+    current."""
+    from aux_secrets.core.select import select
+
+    chosen = select(secret.slots, at).current
+    return chosen if chosen is not None else secret.current_slot().value
 
 
 class LocalStore:
@@ -454,6 +456,9 @@ class LocalStore:
         credentials whose live value differs from what their file holds are sealed."""
         if manifest is None:
             return {}, {}
+        from aux_secrets.core.select import live_instant
+
+        at = live_instant(at, payload.created)
         wanted: dict[str, str] = {}
         values: dict[str, bytes] = {}
         for name, spec in sorted(manifest.secrets.items()):

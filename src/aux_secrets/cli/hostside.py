@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -24,8 +24,7 @@ from aux_secrets.adapters.hostroot import (
 )
 
 if TYPE_CHECKING:
-    from aux_secrets.core.localstore import StoreMeta
-    from aux_secrets.core.manifest import Manifest
+    pass
 
 # --------------------------------------------------------------------------- shared options
 # Reused by every host-side command (activate, status, audit, install).
@@ -207,7 +206,7 @@ def install(
 
     from aux_secrets.adapters.carried import Recording, carried_manifest, other_manifest_warning
     from aux_secrets.adapters.installer import install as run_install
-    from aux_secrets.adapters.installer import report_json, report_lines
+    from aux_secrets.adapters.installer import report_json, report_lines, report_warnings
     from aux_secrets.adapters.localstore import under_root
     from aux_secrets.adapters.systemctl import ActivationLists, Systemctl
     from aux_secrets.cli import output
@@ -256,6 +255,8 @@ def install(
     )
     for warning in report.warnings:
         output.warning(warning)
+    for warning in report_warnings(report, when):
+        output.warning(warning)
     if isinstance(source, Recording) and source.payload is not None:
         other = other_manifest_warning(source.payload, parsed, manifest_path(manifest, root_dir)[0])
         if other is not None:
@@ -273,154 +274,6 @@ def install(
     missing = missing_error(report, parsed.host)
     if missing is not None:
         raise missing
-
-
-# --------------------------------------------------------------------------- status
-
-
-def _slot_choice(meta: StoreMeta, name: str, at: Any) -> tuple[str | None, str | None, Any]:
-    """(label, fingerprint, next change) of a secret's live slot at ``at``."""
-    from aux_secrets.core.bundle import OPEN_NOT_AFTER
-
-    slots = meta.secrets[name].slots
-    containing = sorted(
-        (s for s in slots if s.not_before <= at < s.not_after),
-        key=lambda s: (s.role == "current", s.not_before),
-        reverse=True,
-    )
-    chosen = containing[0] if containing else None
-    boundaries = [s.not_before for s in slots if s.not_before > at]
-    boundaries += [s.not_after for s in containing if s.not_after < OPEN_NOT_AFTER]
-    nxt = min(boundaries) if boundaries else None
-    if chosen is None:
-        return None, None, nxt
-    return chosen.label, chosen.fingerprint, nxt
-
-
-def status_report(manifest: Manifest | None, root: Path, at: Any) -> dict[str, Any]:
-    """What ``status --json`` prints: no values, only keyed fingerprints and metadata."""
-    import os
-
-    from aux_secrets.adapters.localstore import under_root
-    from aux_secrets.core.bundle import OPEN_NOT_AFTER, OPEN_NOT_BEFORE, format_instant
-    from aux_secrets.core.bundle_sign import signer_fingerprint
-    from aux_secrets.core.manifest import DeriveSource
-
-    settings = settings_of(manifest)
-    store = open_store(manifest, root)
-    meta = store.active_meta()
-    runtime = under_root(root, settings.runtime_dir)
-    generation = os.path.basename(os.readlink(runtime)) if runtime.is_symlink() else None
-    names = set(manifest.secrets) if manifest is not None else set()
-    names |= set(meta.secrets) if meta is not None else set()
-    secrets: dict[str, Any] = {}
-    upcoming = []
-    for name in sorted(names):
-        spec = manifest.secrets.get(name) if manifest is not None else None
-        source = (
-            None if spec is None else "derive" if isinstance(spec.source, DeriveSource) else "store"
-        )
-        entry: dict[str, Any] = {
-            "source": source,
-            "inManifest": spec is not None,
-            "inStore": meta is not None and name in meta.secrets,
-            "fingerprint": None,
-            "label": None,
-            "slots": [],
-        }
-        if meta is not None and name in meta.secrets:
-            label, fp, nxt = _slot_choice(meta, name, at)
-            entry["label"], entry["fingerprint"] = label, fp
-            entry["slots"] = [
-                {
-                    "role": s.role,
-                    "label": s.label,
-                    "notBefore": None
-                    if s.not_before == OPEN_NOT_BEFORE
-                    else format_instant(s.not_before),
-                    "notAfter": None
-                    if s.not_after == OPEN_NOT_AFTER
-                    else format_instant(s.not_after),
-                    "fingerprint": s.fingerprint,
-                }
-                for s in meta.secrets[name].slots
-            ]
-            if nxt is not None:
-                upcoming.append(nxt)
-        secrets[name] = entry
-    return {
-        "version": 1,
-        "host": manifest.host if manifest is not None else meta.host if meta is not None else None,
-        "time": format_instant(at),
-        "backend": meta.backend if meta is not None else settings.backend,
-        "storeDir": str(store.store_dir),
-        "active": None
-        if meta is None
-        else {
-            "serial": meta.serial,
-            "bundleId": meta.bundle_id,
-            "created": format_instant(meta.created),
-            "host": meta.host,
-            "credentialKey": meta.credential_key,
-            "signer": None if meta.signer is None else signer_fingerprint(meta.signer),
-        },
-        "generation": generation,
-        "nextRotation": format_instant(min(upcoming)) if upcoming else None,
-        "secrets": secrets,
-    }
-
-
-def status(
-    manifest: ManifestOpt = None,
-    root: RootOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Show the active bundle, backend, each secret's keyed fingerprint and source.
-
-    Reads only clear metadata: no decrypt, no TPM access, never a value. Example:
-
-    \b
-        aux-secrets status
-        aux-secrets status --json --root /tmp/demo-root
-    """
-    import json
-    from datetime import UTC, datetime
-
-    from aux_secrets.cli import output
-
-    root_dir = resolve_root(root)
-    parsed = load_manifest(manifest, root_dir, required=False)
-    report = status_report(parsed, root_dir, datetime.now(UTC).replace(microsecond=0))
-    path = manifest_path(manifest, root_dir)[0]
-    report["manifest"] = str(path) if parsed is not None else None
-    if as_json:
-        output.write_stdout_bytes(json.dumps(report, indent=2, sort_keys=True).encode() + b"\n")
-        return
-    active = report["active"]
-    lines = [
-        f"manifest   {path}"
-        if parsed is not None
-        else f"manifest   none at {path} (install uses the one the active bundle carries)",
-        f"store      {report['storeDir']} (backend {report['backend']})",
-    ]
-    if active is None:
-        lines.append("active     none (run aux-secrets activate --bundle FILE)")
-    else:
-        lines.append(
-            f"active     serial {active['serial']}, bundle {active['bundleId']}, "
-            f"created {active['created']}, host {active['host']}"
-        )
-        lines.append(f"signer     {active['signer'] or 'none recorded'}")
-    lines.append(f"generation {report['generation'] or 'none'}")
-    lines.append(f"next       {report['nextRotation'] or 'no rotation due'}")
-    for name, entry in report["secrets"].items():
-        where = (
-            "missing from store" if not entry["inStore"] else entry["fingerprint"] or "no live slot"
-        )
-        lines.append(
-            f"  {name:<30} {entry['source'] or '-':<7} {entry['label'] or '-':<10} {where}"
-        )
-    output.write_stdout_bytes(("\n".join(lines) + "\n").encode())
 
 
 # --------------------------------------------------------------------------- audit
@@ -469,5 +322,4 @@ def audit_verify(
 def register(app: typer.Typer) -> None:
     app.command("activate")(activate)
     app.command("install")(install)
-    app.command("status")(status)
     app.add_typer(audit_app, name="audit")

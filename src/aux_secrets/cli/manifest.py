@@ -30,6 +30,7 @@ def check(
     Example: aux-secrets manifest check /etc/aux-secrets/manifest.json
     """
     from aux_secrets.adapters.fs import read_bounded
+    from aux_secrets.cli import output
     from aux_secrets.core.manifest import parse_manifest
     from aux_secrets.errors import InputError
 
@@ -43,6 +44,8 @@ def check(
         name = str(file)
     manifest = parse_manifest(data, filename=name)
     summary = _summary(manifest)
+    for finding in summary["warnings"]:
+        output.warning(f"{finding['secret']}: {finding['message']} [{finding['code']}]")
     if as_json:
         print(json.dumps(summary, indent=2, sort_keys=True))
         return
@@ -65,10 +68,16 @@ def check(
 
 
 def _summary(manifest: Any) -> dict[str, Any]:
+    from aux_secrets.core.lint import no_ahead
     from aux_secrets.core.manifest import DeriveSource
 
     secrets = []
+    warnings = []
     for name, spec in manifest.secrets.items():
+        rotation = spec.source.rotation if isinstance(spec.source, DeriveSource) else None
+        finding = no_ahead(name, rotation.period, rotation.ahead) if rotation else None
+        if finding is not None:
+            warnings.append({"secret": name, "code": finding.code, "message": finding.message})
         if isinstance(spec.source, DeriveSource):
             realm = spec.source.realm
             shown = realm if realm.isprintable() else repr(realm)  # no terminal escapes
@@ -107,6 +116,7 @@ def _summary(manifest: Any) -> dict[str, Any]:
         "backend": manifest.settings.backend,
         "secrets": secrets,
         "templates": templates,
+        "warnings": warnings,
     }
 
 

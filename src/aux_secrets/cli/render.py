@@ -263,6 +263,7 @@ def lint_secrets(manifest: Manifest) -> list[LintSecret]:
                     realm=source.realm,
                     type=source.type,
                     period=source.rotation.period if source.rotation else None,
+                    ahead=source.rotation.ahead if source.rotation else None,
                     public=source.public,
                     length=output_length(
                         source.type, source.length, source.charset, source.encoding

@@ -46,7 +46,7 @@ def verify_command(
 ) -> None:
     from aux_secrets.adapters.hosts import HostDir
     from aux_secrets.core.transport import describe
-    from aux_secrets.workflows import delivery, provision
+    from aux_secrets.workflows import delivery, provision, verify
 
     instant = fleet.parse_at(at)
     opened = common.open_vault(vault)
@@ -56,7 +56,7 @@ def verify_command(
         hosts.read(names[0])
     opened, scheme = common.unlock_vault(vault, password_file, password_command)
 
-    def job(name: str) -> list[provision.Drift]:
+    def job(name: str) -> list[verify.Drift]:
         entry = hosts.read(name)  # in the job: one bad host file fails only that host
         source = provision.manifest_for_host(
             entry, opened.root, manifest=manifest, system=system, flake=flake
@@ -76,7 +76,7 @@ def verify_command(
         transport = delivery.choose(opened, entry, local=local, target_host=target_host)
         status = delivery.status_runner(transport, route, name)
         where = route.where if transport.kind == "ssh" else describe(transport)
-        return provision.verify_host(
+        return verify.verify_host(
             opened, scheme, entry, source, route, at=instant, status=status, where=where
         )
 

@@ -10,6 +10,9 @@ file format (version 1) is in docs/spec/lint.md.
 - ``too-short``: a secret shorter than its declared minimum or a consumer's minimum.
 - ``charset``: a password charset (or raw encoding) a consumer does not accept, or whose
   alphabet holds a character the consumer rejects.
+- ``no-ahead``: a rotating secret with ``ahead = 0``: at every boundary the host has no
+  next value until it is provisioned again, so it keeps serving the old one, stale (a
+  warning; :func:`no_ahead` is also what ``manifest check`` prints).
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ class LintSecret:
     realm: str  # the realm template, or the store name
     type: str = "pass"  # a derive type, or "store"
     period: str | None = None
+    ahead: int | None = None  # the rotation's ahead count; None without rotation
     public: bool = False
     length: int | None = None  # characters of the output; None when not known
     charset: str | None = None  # a password charset or raw encoding; None when not text
@@ -159,8 +163,25 @@ def lint(
     return findings
 
 
+def no_ahead(name: str, period: str | None, ahead: int | None) -> Finding | None:
+    """The ``ahead = 0`` warning for one rotating secret, or None."""
+    if period is None or ahead is None or ahead > 0:
+        return None
+    return Finding(
+        "warning",
+        "no-ahead",
+        name,
+        f"rotates {period} with ahead = 0: at every boundary the host has no next value "
+        "until it is provisioned again, and keeps serving the old one, stale; "
+        "set ahead = 1 (or more) so hosts rotate on their own",
+    )
+
+
 def _check_one(secret: LintSecret, constraints: Constraints) -> list[Finding]:
     out: list[Finding] = []
+    ahead = no_ahead(secret.name, secret.period, secret.ahead)
+    if ahead is not None:
+        out.append(ahead)
     minimums: list[tuple[int, str]] = []
     if secret.min_length is not None:
         minimums.append((secret.min_length, "its declared minimum"))

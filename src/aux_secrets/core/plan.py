@@ -24,7 +24,13 @@ from datetime import UTC, datetime
 from aux_secrets.core.bundle import BundleSecret
 from aux_secrets.core.manifest import DeriveSource, Manifest
 from aux_secrets.core.render import SecretValues, render_secret
-from aux_secrets.core.select import earliest, select
+from aux_secrets.core.select import (
+    clock_is_behind,
+    earliest,
+    live_instant,
+    runs_out_soon,
+    select,
+)
 from aux_secrets.errors import InputError
 
 
@@ -156,11 +162,27 @@ class Missing:
 
 
 @dataclass(frozen=True)
+class StaleValue:
+    """A secret installed with a value outside every window the store holds for it."""
+
+    name: str
+    label: str
+    outside: str  # "after": its values ran out at ``until``; "before": the clock is behind
+    until: datetime | None
+
+
+@dataclass(frozen=True)
 class Desired:
     files: tuple[DesiredFile, ...]
     missing: tuple[Missing, ...]
     values: Mapping[str, SecretValues] = field(repr=False)
     next_rotation: datetime | None
+    stale: tuple[StaleValue, ...] = ()
+    # Secrets whose last value ends soon (name, end), earliest first.
+    running_out: tuple[tuple[str, datetime], ...] = ()
+    # The bundle's creation when the host clock is plainly before it (the clock is wrong).
+    clock_behind: datetime | None = None
+    instant: datetime | None = None  # the instant the values were chosen for
 
 
 TemplateRenderer = Callable[[str, str, Mapping[str, SecretValues]], bytes]
@@ -173,6 +195,7 @@ def desired_files(
     *,
     for_users: bool,
     render_template: TemplateRenderer,
+    made: datetime | None = None,
 ) -> Desired:
     """Every file of the next generation at instant ``at``.
 
@@ -181,11 +204,19 @@ def desired_files(
     has no value for at ``at``, is listed in ``missing`` (and so is a template using it),
     as is an item whose value its format cannot hold (one bad value must not keep every
     other service's secrets from being installed at boot); everything else is rendered.
+
+    Values are chosen for the host clock ``at``, or for ``made`` (the bundle's creation)
+    when the clock is before it. A value is never dropped because time ran out: a secret
+    whose windows all ended keeps its last value and is listed in ``stale``.
     """
     files: list[DesiredFile] = []
     missing: list[Missing] = []
     values: dict[str, SecretValues] = {}
     boundaries: list[datetime | None] = []
+    stale: list[StaleValue] = []
+    running_out: list[tuple[str, datetime]] = []
+    clock = at
+    at = live_instant(clock, made)
     for name, spec in sorted(manifest.secrets.items()):
         if spec.needed_for_users != for_users:
             continue
@@ -208,6 +239,14 @@ def desired_files(
             missing.append(Missing(key, f"the local store has no value for {_iso(at)} ({span})"))
             continue
         boundaries.append(chosen.next_change)
+        if chosen.outside is not None:
+            stale.append(
+                StaleValue(name, chosen.current_label, chosen.outside, chosen.covered_until)
+            )
+        else:
+            ends = runs_out_soon(stored.slots, at)
+            if ends is not None:
+                running_out.append((name, ends))
         value = SecretValues(current=chosen.current, retired=chosen.retired, public=stored.public)
         values[name] = value
         try:
@@ -263,6 +302,10 @@ def desired_files(
         missing=tuple(missing),
         values=values,
         next_rotation=earliest(boundaries),
+        stale=tuple(stale),
+        running_out=tuple(sorted(running_out, key=lambda item: (item[1], item[0]))),
+        clock_behind=made if made is not None and clock_is_behind(clock, made) else None,
+        instant=at,
     )
 
 
@@ -276,6 +319,7 @@ __all__ = [
     "InstalledItem",
     "Missing",
     "Plan",
+    "StaleValue",
     "TemplateRenderer",
     "desired_files",
     "make_plan",

@@ -15,6 +15,14 @@ a tie-breaker; the windows decide.
 - next change: the earliest instant after ``at`` at which the choice would differ (the
   current window's end, or the start of a later slot), so a timer can run the installer
   again then.
+- outside every window: a value is never taken away because time ran out. After the
+  last window (the host was not provisioned in time) the slot that ended last stays
+  current; before every window (a clock that is behind) the slot the bundle marked
+  current does. Either way ``outside`` says so (``after`` / ``before``) and the caller
+  reports the value as stale.
+- the live instant: a host clock before the bundle was made is wrong (a bundle is made
+  from the values live at its creation), so :func:`live_instant` picks the creation
+  instant instead, and :func:`clock_is_behind` tells whether that is worth naming.
 
 Pure: the instant is an argument, nothing reads a clock.
 """
@@ -23,11 +31,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Literal, Protocol
 
 OPEN_NOT_BEFORE = datetime.min.replace(tzinfo=UTC)
 OPEN_NOT_AFTER = datetime.max.replace(tzinfo=UTC)
+# A host clock this far behind the bundle's creation is named as wrong (less is skew).
+CLOCK_SLACK = timedelta(minutes=10)
+# Warn that values run out when the last one has at most this long left (or one of its
+# own windows, when that is shorter: a daily secret warns on its last day).
+RUN_OUT_WARNING = timedelta(days=7)
 
 
 class SlotLike(Protocol):
@@ -54,6 +67,13 @@ class Selection:
     retired: tuple[bytes, ...]
     next_change: datetime | None
     covered_until: datetime | None  # the latest not_after among the slots (None: no slots)
+    # None inside a window; "after": every window has ended (the last value is kept);
+    # "before": every window starts later (the value marked current is used).
+    outside: Literal["after", "before"] | None = None
+
+    @property
+    def stale(self) -> bool:
+        return self.outside is not None
 
 
 def _is_open(slot: SlotLike) -> bool:
@@ -73,13 +93,21 @@ def select(
 
     ended = [s for s in slots if s.not_after <= at]
     ended.sort(key=lambda s: (s.not_after, s.not_before), reverse=True)
+    outside: Literal["after", "before"] | None = None
+    if chosen is None and ended:
+        chosen, outside = ended[0], "after"  # ran out: keep the newest value, stale
+    elif chosen is None and slots:
+        marked = [s for s in slots if s.role == "current"]
+        chosen = marked[0] if marked else min(slots, key=lambda s: s.not_before)
+        outside = "before"
+    ended = [s for s in ended if s is not chosen]
     kept = [s for s in slots if s.role == "retired" and _is_open(s) and s is not chosen]
     retired_slots = ended + kept
     if keep_retired is not None:
         retired_slots = retired_slots[:keep_retired]
 
     boundaries = [s.not_before for s in slots if s.not_before > at]
-    if chosen is not None and chosen.not_after < OPEN_NOT_AFTER:
+    if chosen is not None and at < chosen.not_after < OPEN_NOT_AFTER:
         boundaries.append(chosen.not_after)
     boundaries += [s.not_after for s in containing if s.not_after < OPEN_NOT_AFTER]
     next_change = min(boundaries) if boundaries else None
@@ -90,7 +118,30 @@ def select(
         retired=tuple(s.value for s in retired_slots),
         next_change=next_change,
         covered_until=covered_until,
+        outside=outside,
     )
+
+
+def live_instant(clock: datetime, made: datetime | None) -> datetime:
+    """The instant to choose values for: the host clock, or the bundle's creation when the
+    clock is before it (a clock behind, e.g. no RTC before NTP, is never more right)."""
+    return made if made is not None and clock < made else clock
+
+
+def clock_is_behind(clock: datetime, made: datetime | None) -> bool:
+    """Whether the clock is so far before the bundle's creation that it is plainly wrong."""
+    return made is not None and made - clock > CLOCK_SLACK
+
+
+def runs_out_soon(slots: Sequence[SlotLike], at: datetime) -> datetime | None:
+    """When the last value of these slots ends, if that is near (see RUN_OUT_WARNING);
+    None for open-ended values, for values that already ran out, or when it is far."""
+    last = max(slots, key=lambda s: s.not_after, default=None)
+    if last is None or last.not_after >= OPEN_NOT_AFTER or last.not_after <= at:
+        return None
+    window = last.not_after - last.not_before if last.not_before > OPEN_NOT_BEFORE else None
+    warn = min(RUN_OUT_WARNING, window) if window is not None else RUN_OUT_WARNING
+    return last.not_after if last.not_after - at <= warn else None
 
 
 def earliest(instants: Sequence[datetime | None]) -> datetime | None:
@@ -99,4 +150,16 @@ def earliest(instants: Sequence[datetime | None]) -> datetime | None:
     return min(real) if real else None
 
 
-__all__ = ["OPEN_NOT_AFTER", "OPEN_NOT_BEFORE", "Selection", "SlotLike", "earliest", "select"]
+__all__ = [
+    "CLOCK_SLACK",
+    "OPEN_NOT_AFTER",
+    "OPEN_NOT_BEFORE",
+    "RUN_OUT_WARNING",
+    "Selection",
+    "SlotLike",
+    "clock_is_behind",
+    "earliest",
+    "live_instant",
+    "runs_out_soon",
+    "select",
+]

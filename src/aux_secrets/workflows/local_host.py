@@ -41,7 +41,7 @@ def activate_and_install(
         open_store,
         resolve_root,
     )
-    from aux_secrets.adapters.installer import install, report_json
+    from aux_secrets.adapters.installer import install, report_json, report_warnings
     from aux_secrets.adapters.systemctl import Systemctl
 
     root_dir = resolve_root(Path(root) if root is not None else None)
@@ -52,16 +52,17 @@ def activate_and_install(
     store = open_store(parsed, root_dir)
     result = store.activate(bundle, parsed.host, manifest=parsed)
     assert result.payload is not None
+    now = datetime.now(UTC)
     report = install(
         parsed,
         Loaded(result.payload),
         root=root_dir,
-        at=datetime.now(UTC),
+        at=now,
         requester=Systemctl(parsed.settings.systemctl),
         audit=store.audit,
         credentials=store,
     )
-    warnings = [*result.warnings, *report.warnings]
+    warnings = [*result.warnings, *report.warnings, *report_warnings(report, now)]
     path = manifest_path(given, root_dir)[0]
     other = other_manifest_warning(result.payload, parsed, path)
     if other is not None:

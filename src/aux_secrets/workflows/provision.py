@@ -20,7 +20,7 @@ import json
 import os
 import shlex
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from aux_secrets.adapters import ssh
 from aux_secrets.adapters.hosts import Host, HostDir
-from aux_secrets.errors import AuxError, ExternalError, InputError, NotFoundError, UsageError
+from aux_secrets.errors import AuxError, ExternalError, NotFoundError, UsageError
 
 if TYPE_CHECKING:
     from aux_secrets.adapters.vault import Vault
@@ -599,115 +599,3 @@ def run_fleet(
         return []
     with ThreadPoolExecutor(max_workers=min(jobs, len(names))) as pool:
         return list(pool.map(one, names))
-
-
-# --------------------------------------------------------------------------- verify
-
-VERDICTS = ("ok", "stale", "missing", "unexpected")
-
-
-@dataclass(frozen=True)
-class Drift:
-    secret: str
-    verdict: str  # one of VERDICTS
-    detail: str = ""
-
-
-def expected_fingerprints(
-    key: bytes, secrets: Mapping[str, BundleSecret]
-) -> dict[str, tuple[str, frozenset[str]]]:
-    """secret -> (fingerprint of the current value, fingerprints of its other slots)."""
-    from aux_secrets.core.fingerprint import fingerprint
-
-    out: dict[str, tuple[str, frozenset[str]]] = {}
-    for name, secret in secrets.items():
-        current = fingerprint(key, name, secret.current_slot().value)
-        others = frozenset(
-            fingerprint(key, name, slot.value) for slot in secret.slots if slot.role != "current"
-        )
-        out[name] = (current, others)
-    return out
-
-
-def compare_fingerprints(
-    expected: Mapping[str, tuple[str, frozenset[str]]], reported: Mapping[str, str]
-) -> list[Drift]:
-    """ok / stale (an older or other value) / missing / unexpected, sorted by secret name."""
-    drifts: list[Drift] = []
-    for name in sorted(set(expected) | set(reported)):
-        if name not in reported:
-            drifts.append(Drift(name, "missing", "the host does not hold it"))
-        elif name not in expected:
-            drifts.append(Drift(name, "unexpected", "the vault's manifest does not ask for it"))
-        else:
-            current, others = expected[name]
-            got = reported[name]
-            if got == current:
-                drifts.append(Drift(name, "ok"))
-            elif got in others:
-                drifts.append(Drift(name, "stale", "holds a retired or ahead value"))
-            else:
-                drifts.append(Drift(name, "stale", "holds a value the vault did not issue now"))
-    return drifts
-
-
-def parse_status(data: bytes, host: str) -> dict[str, str]:
-    """secret -> fingerprint from ``aux-secrets status --json`` output."""
-    try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise InputError(f"host {host}: status --json did not print JSON") from None
-    secrets = doc.get("secrets") if isinstance(doc, dict) else None
-    out: dict[str, str] = {}
-    items: Iterable[tuple[str, object]]
-    if isinstance(secrets, dict):
-        items = secrets.items()
-    elif isinstance(secrets, list):
-        items = ((str(s.get("name")), s) for s in secrets if isinstance(s, dict))
-    else:
-        raise InputError(f"host {host}: status --json has no 'secrets'")
-    for name, entry in items:
-        fp = entry.get("fingerprint") if isinstance(entry, dict) else entry
-        if isinstance(fp, str):
-            out[name] = fp
-    return out
-
-
-def verify_host(
-    vault: Vault,
-    scheme: Scheme,
-    host: Host,
-    source: ManifestSource,
-    route: Route,
-    *,
-    at: datetime | None = None,
-    timeout: float = 120.0,
-    status: Callable[[], ssh.CommandResult] | None = None,
-    where: str | None = None,
-) -> list[Drift]:
-    """Compare the host's ``status --json`` (over ssh, or what ``status`` runs) with the vault."""
-    manifest = load_manifest(source)
-    check_manifest_host(manifest, host.name, source.label)
-    at = at or datetime.now(UTC)
-    secrets = resolve_secrets(vault, scheme, manifest, at)
-    expected = expected_fingerprints(fingerprint_key(scheme, host.name), secrets)
-    result = status() if status is not None else run_on_host(route, ["status"], b"", timeout)
-    if result.returncode != 0:
-        shown = where or route.where
-        raise ExternalError(f"host {host.name} ({shown}): status: {host_error(result)}")
-    return compare_fingerprints(expected, parse_status(result.stdout, host.name))
-
-
-def verify_local(
-    vault: Vault,
-    scheme: Scheme,
-    host: str | Host,
-    manifest: Path,
-    root: Path,
-    *,
-    at: datetime | None = None,
-) -> list[Drift]:
-    """``verify --local`` for one host in ``root`` (what the README demo calls)."""
-    entry = host if isinstance(host, Host) else HostDir(vault.hosts_dir).read(host)
-    route = Route(local=True, root=str(root), manifest=str(manifest))
-    return verify_host(vault, scheme, entry, manifest_from_file(manifest), route, at=at)

@@ -17,7 +17,7 @@ The entry points are re-exported here.
 
 from aux_secrets.adapters.installer.host import InstallReport, install, trees
 from aux_secrets.adapters.installer.layout import FileToWrite, Tree
-from aux_secrets.adapters.installer.report import report_json, report_lines
+from aux_secrets.adapters.installer.report import report_json, report_lines, report_warnings
 from aux_secrets.adapters.installer.restarts import UnitRequester
 from aux_secrets.adapters.installer.tree import TreeResult, install_tree
 
@@ -31,5 +31,6 @@ __all__ = [
     "install_tree",
     "report_json",
     "report_lines",
+    "report_warnings",
     "trees",
 ]

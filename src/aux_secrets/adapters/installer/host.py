@@ -20,7 +20,7 @@ from aux_secrets.core.audit import AuditEvent
 from aux_secrets.core.bundle import BundlePayload
 from aux_secrets.core.fingerprint import fingerprint
 from aux_secrets.core.manifest import Manifest, Settings
-from aux_secrets.core.plan import Desired, Missing, Plan, desired_files
+from aux_secrets.core.plan import Desired, Missing, Plan, StaleValue, desired_files
 from aux_secrets.core.template import render_template
 from aux_secrets.errors import ConflictError
 
@@ -37,6 +37,9 @@ class InstallReport:
     next_rotation: datetime | None
     requested: tuple[tuple[str, tuple[str, ...]], ...]  # (verb, units) actually asked for
     warnings: tuple[str, ...] = ()  # the tree's, and an audit entry that was not written
+    stale: tuple[StaleValue, ...] = ()  # installed with a value outside its windows
+    running_out: tuple[tuple[str, datetime], ...] = ()  # (secret, when its values end)
+    clock_behind: datetime | None = None  # the bundle's creation, when the clock is before it
 
 
 class PayloadSource(Protocol):
@@ -163,6 +166,7 @@ def install(
         at,
         for_users=for_users,
         render_template=render_template,
+        made=payload.created,
     )
     files, no_owner = files_to_write(desired)
     tree = trees(manifest.settings)[1 if for_users else 0]
@@ -180,7 +184,7 @@ def install(
     if credentials is not None and not dry_run and not for_users:
         # Before the swap: a unit restarted for a rotated value must find its new
         # LoadCredentialEncrypted= file. Only values that changed are sealed again.
-        credentials.refresh_credentials(manifest, payload, at)
+        credentials.refresh_credentials(manifest, payload, desired.instant or at)
     result = install_tree(tree, files, root=root, dry_run=dry_run, after_swap=after_swap)
     return InstallReport(
         host=manifest.host,
@@ -191,4 +195,7 @@ def install(
         next_rotation=desired.next_rotation,
         requested=tuple(requested),
         warnings=(*result.warnings, *warnings),
+        stale=desired.stale,
+        running_out=desired.running_out,
+        clock_behind=desired.clock_behind,
     )

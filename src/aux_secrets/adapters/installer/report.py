@@ -38,7 +38,55 @@ def report_json(report: InstallReport) -> dict[str, object]:
         "pruned": list(r.pruned),
         "missing": [{**_item(m.key), "reason": m.reason} for m in report.missing],
         "nextRotation": _iso(report.next_rotation) if report.next_rotation else None,
+        "stale": [
+            {
+                "name": v.name,
+                "label": v.label,
+                "reason": "values-ran-out" if v.outside == "after" else "clock-behind",
+                "valuesEnd": _iso(v.until)
+                if v.until is not None and v.outside == "after"
+                else None,
+            }
+            for v in report.stale
+        ],
+        "runningOut": [{"name": n, "valuesEnd": _iso(t)} for n, t in report.running_out],
+        "clockBehind": None
+        if report.clock_behind is None
+        else {"bundleCreated": _iso(report.clock_behind)},
     }
+
+
+def report_warnings(report: InstallReport, clock: datetime) -> list[str]:
+    """The loud lines for stale values, values running out and a clock that is behind
+    (stderr: the journal of the install unit)."""
+    lines: list[str] = []
+    if report.clock_behind is not None:
+        lines.append(
+            f"the clock ({_iso(clock)}) is before this host's bundle was made "
+            f"({_iso(report.clock_behind)}): the clock is wrong (no RTC, or NTP has not "
+            "synced yet); installed the values live when the bundle was made"
+        )
+    for v in report.stale:
+        if v.outside == "after":
+            ended = _iso(v.until) if v.until is not None else "?"
+            lines.append(
+                f"secret {v.name}: its values ran out at {ended} (the host was not "
+                f"provisioned in time); still serving the last one ({v.label}), now STALE: "
+                f"provision again (aux-secrets provision --host {report.host})"
+            )
+        else:
+            lines.append(
+                f"secret {v.name}: no value of the local store starts before "
+                f"{_iso(clock)}; serving the one marked current ({v.label}), STALE: check "
+                "the clock"
+            )
+    for name, ends in report.running_out:
+        days = (ends - clock).total_seconds() / 86400
+        lines.append(
+            f"secret {name}: its values run out at {_iso(ends)} (in {days:.1f} days): "
+            f"provision before then (aux-secrets provision --host {report.host})"
+        )
+    return lines
 
 
 def report_lines(report: InstallReport) -> list[str]:

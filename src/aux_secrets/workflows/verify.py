@@ -1,0 +1,194 @@
+"""Drift checks: does a host hold what the vault says, by keyed fingerprints.
+
+``verify`` runs ``aux-secrets status --json`` on the host (never a value leaves it) and
+compares each secret's fingerprint with the one the vault computes for now; the host's
+own freshness flags (a value kept after its windows ran out, values about to run out,
+a clock behind) are carried into the verdicts' details.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from aux_secrets.adapters import ssh
+from aux_secrets.adapters.hosts import Host, HostDir
+from aux_secrets.errors import ExternalError, InputError
+from aux_secrets.workflows.provision import (
+    ManifestSource,
+    Route,
+    check_manifest_host,
+    fingerprint_key,
+    host_error,
+    load_manifest,
+    manifest_from_file,
+    resolve_secrets,
+    run_on_host,
+)
+
+if TYPE_CHECKING:
+    from aux_secrets.adapters.vault import Vault
+    from aux_secrets.core.bundle import BundleSecret
+    from aux_secrets.core.keystream import Scheme
+
+
+VERDICTS = ("ok", "stale", "missing", "unexpected")
+
+
+@dataclass(frozen=True)
+class Drift:
+    secret: str
+    verdict: str  # one of VERDICTS
+    detail: str = ""
+
+
+def expected_fingerprints(
+    key: bytes, secrets: Mapping[str, BundleSecret]
+) -> dict[str, tuple[str, frozenset[str]]]:
+    """secret -> (fingerprint of the current value, fingerprints of its other slots)."""
+    from aux_secrets.core.fingerprint import fingerprint
+
+    out: dict[str, tuple[str, frozenset[str]]] = {}
+    for name, secret in secrets.items():
+        current = fingerprint(key, name, secret.current_slot().value)
+        others = frozenset(
+            fingerprint(key, name, slot.value) for slot in secret.slots if slot.role != "current"
+        )
+        out[name] = (current, others)
+    return out
+
+
+def compare_fingerprints(
+    expected: Mapping[str, tuple[str, frozenset[str]]], reported: Mapping[str, str]
+) -> list[Drift]:
+    """ok / stale (an older or other value) / missing / unexpected, sorted by secret name."""
+    drifts: list[Drift] = []
+    for name in sorted(set(expected) | set(reported)):
+        if name not in reported:
+            drifts.append(Drift(name, "missing", "the host does not hold it"))
+        elif name not in expected:
+            drifts.append(Drift(name, "unexpected", "the vault's manifest does not ask for it"))
+        else:
+            current, others = expected[name]
+            got = reported[name]
+            if got == current:
+                drifts.append(Drift(name, "ok"))
+            elif got in others:
+                drifts.append(Drift(name, "stale", "holds a retired or ahead value"))
+            else:
+                drifts.append(Drift(name, "stale", "holds a value the vault did not issue now"))
+    return drifts
+
+
+def parse_status(data: bytes, host: str) -> dict[str, str]:
+    """secret -> fingerprint from ``aux-secrets status --json`` output."""
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise InputError(f"host {host}: status --json did not print JSON") from None
+    secrets = doc.get("secrets") if isinstance(doc, dict) else None
+    out: dict[str, str] = {}
+    items: Iterable[tuple[str, object]]
+    if isinstance(secrets, dict):
+        items = secrets.items()
+    elif isinstance(secrets, list):
+        items = ((str(s.get("name")), s) for s in secrets if isinstance(s, dict))
+    else:
+        raise InputError(f"host {host}: status --json has no 'secrets'")
+    for name, entry in items:
+        fp = entry.get("fingerprint") if isinstance(entry, dict) else entry
+        if isinstance(fp, str):
+            out[name] = fp
+    return out
+
+
+def verify_host(
+    vault: Vault,
+    scheme: Scheme,
+    host: Host,
+    source: ManifestSource,
+    route: Route,
+    *,
+    at: datetime | None = None,
+    timeout: float = 120.0,
+    status: Callable[[], ssh.CommandResult] | None = None,
+    where: str | None = None,
+) -> list[Drift]:
+    """Compare the host's ``status --json`` (over ssh, or what ``status`` runs) with the vault."""
+    manifest = load_manifest(source)
+    check_manifest_host(manifest, host.name, source.label)
+    at = at or datetime.now(UTC)
+    secrets = resolve_secrets(vault, scheme, manifest, at)
+    expected = expected_fingerprints(fingerprint_key(scheme, host.name), secrets)
+    result = status() if status is not None else run_on_host(route, ["status"], b"", timeout)
+    if result.returncode != 0:
+        shown = where or route.where
+        raise ExternalError(f"host {host.name} ({shown}): status: {host_error(result)}")
+    drifts = compare_fingerprints(expected, parse_status(result.stdout, host.name))
+    return with_freshness(drifts, host_freshness(result.stdout))
+
+
+def host_freshness(data: bytes) -> dict[str, str]:
+    """secret -> what the host says of its value's freshness (``status --json``): kept
+    after its values ran out, or running out soon. Fields it does not have are skipped
+    (an older host)."""
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    secrets = doc.get("secrets") if isinstance(doc, dict) else None
+    if not isinstance(secrets, dict):
+        return {}
+    out: dict[str, str] = {}
+    behind = doc.get("clockBehind") is True
+    for name, entry in secrets.items():
+        if not isinstance(entry, dict):
+            continue
+        ends = entry.get("valuesEnd")
+        ends_text = ends if isinstance(ends, str) else "?"
+        if entry.get("stale") == "values-ran-out":
+            out[name] = (
+                f"the host's values ran out at {ends_text}: it still serves the last one "
+                "(stale); provision it"
+            )
+        elif entry.get("runsOutSoon") is True:
+            out[name] = f"the host's values run out at {ends_text}: provision before then"
+        if behind:
+            out[name] = (out.get(name, "") + "; " if name in out else "") + (
+                "the host's clock is before its bundle was made (wrong clock)"
+            )
+    return out
+
+
+def with_freshness(drifts: list[Drift], freshness: Mapping[str, str]) -> list[Drift]:
+    """The verdicts with the host's freshness notes; a value kept past its windows is
+    stale even when its fingerprint is the vault's."""
+    out: list[Drift] = []
+    for d in drifts:
+        note = freshness.get(d.secret)
+        if note is None:
+            out.append(d)
+        elif "ran out" in note:
+            out.append(Drift(d.secret, "stale", note))
+        else:
+            out.append(Drift(d.secret, d.verdict, "; ".join(x for x in (d.detail, note) if x)))
+    return out
+
+
+def verify_local(
+    vault: Vault,
+    scheme: Scheme,
+    host: str | Host,
+    manifest: Path,
+    root: Path,
+    *,
+    at: datetime | None = None,
+) -> list[Drift]:
+    """``verify --local`` for one host in ``root`` (what the README demo calls)."""
+    entry = host if isinstance(host, Host) else HostDir(vault.hosts_dir).read(host)
+    route = Route(local=True, root=str(root), manifest=str(manifest))
+    return verify_host(vault, scheme, entry, manifest_from_file(manifest), route, at=at)
