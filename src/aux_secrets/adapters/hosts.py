@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aux_secrets.adapters.fs import atomic_write, file_lock, read_bounded
+from aux_secrets.core.nesting import loads_toml
 from aux_secrets.errors import (
     ConflictError,
     FormatVersionError,
@@ -243,7 +244,7 @@ class HostDir:
 
 def parse_host(name: str, data: bytes, where: str) -> Host:
     try:
-        table = tomllib.loads(data.decode("utf-8"))
+        table = loads_toml(data.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise InputError(f"host file {where} is not valid TOML: {exc}") from None
     version = table.get("version")

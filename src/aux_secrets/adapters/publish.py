@@ -23,6 +23,7 @@ from pathlib import Path
 
 from aux_secrets.adapters.fs import atomic_write, file_lock, read_bounded
 from aux_secrets.core.bundle import check_host_name, format_instant
+from aux_secrets.core.nesting import loads_json
 from aux_secrets.errors import FormatVersionError, InputError, NotFoundError
 
 INDEX_NAME = "index.json"
@@ -111,7 +112,7 @@ def read_index(directory: Path) -> dict[str, dict[str, object]]:
     where = f"publish index {path}"
     data = read_bounded(path, MAX_INDEX_BYTES, what="publish index")
     try:
-        document = json.loads(data.decode("utf-8"))
+        document = loads_json(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise InputError(f"{where} is not JSON; not overwritten", hint="move it away") from None
     if not isinstance(document, dict) or document.get("format") != INDEX_FORMAT:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from aux_secrets.adapters.fs import atomic_write, file_lock, read_bounded
 from aux_secrets.core.auxv1 import Argon2Params
+from aux_secrets.core.nesting import loads_toml
 from aux_secrets.errors import (
     ConflictError,
     FormatVersionError,
@@ -328,7 +329,7 @@ def _check_section_name(name: str) -> None:
 
 def parse_vault_toml(data: bytes, path: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(data.decode("utf-8"))
+        return loads_toml(data.decode("utf-8"))
     except UnicodeDecodeError:
         raise InputError(f"{path} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from aux_secrets.cli import common, output
+from aux_secrets.core.nesting import loads_json
 from aux_secrets.errors import AuxError, InputError, UsageError
 
 if TYPE_CHECKING:
@@ -137,7 +138,7 @@ def _parse_batch_line(number: int, line: bytes) -> DeriveRequest:
 
     where = f"batch line {number}"
     try:
-        item = json.loads(line)
+        item = loads_json(line)
     except (ValueError, UnicodeDecodeError):
         raise InputError(f"{where}: not valid JSON") from None
     if not isinstance(item, dict):

@@ -13,6 +13,7 @@ import json
 import struct
 from typing import Any
 
+from aux_secrets.core.nesting import loads_json
 from aux_secrets.errors import InputError
 
 PROTOCOL_VERSION = 1
@@ -42,7 +43,7 @@ def frame_length(header: bytes) -> int:
 
 def decode_body(body: bytes) -> dict[str, Any]:
     try:
-        value = json.loads(body.decode("utf-8"))
+        value = loads_json(body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise InputError("agent frame: not a UTF-8 JSON document") from None
     if not isinstance(value, dict):

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, cast
 
+from aux_secrets.core.nesting import TOO_DEEP, loads_json
 from aux_secrets.errors import FormatVersionError, InputError
 
 if TYPE_CHECKING:
@@ -248,15 +249,15 @@ def load_json(data: bytes, what: str) -> object:
     except UnicodeDecodeError:
         raise InputError(f"{what} is not UTF-8 text") from None
     try:
-        return json.loads(
+        return loads_json(
             text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
         )
     except json.JSONDecodeError as exc:
+        if exc.msg == TOO_DEEP:
+            raise InputError(f"{what} is {TOO_DEEP}") from None
         raise InputError(f"{what} is not valid JSON (line {exc.lineno})") from None
     except InputError as exc:  # from the hooks: a duplicate key, NaN or Infinity
         raise InputError(f"{what}: {exc.message}") from None
-    except RecursionError:
-        raise InputError(f"{what} is nested too deeply") from None
 
 
 def _window_end(value: object, where: str, open_value: datetime) -> datetime:

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from aux_secrets.core.nesting import loads_json, loads_toml
 from aux_secrets.errors import FormatVersionError, InputError
 
 VERSION = 1
@@ -268,7 +269,7 @@ def parse_constraints(data: bytes, *, filename: str) -> Constraints:
     """A constraints file (TOML, or JSON when it starts with ``{``), strictly checked."""
     try:
         text = data.decode("utf-8")
-        raw: object = json.loads(text) if text.lstrip().startswith("{") else tomllib.loads(text)
+        raw: object = loads_json(text) if text.lstrip().startswith("{") else loads_toml(text)
     except (UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
         raise InputError(f"{filename}: not a valid constraints file ({exc})") from None
     top = _table(raw, filename, "$")

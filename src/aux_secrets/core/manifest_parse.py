@@ -44,6 +44,7 @@ from aux_secrets.core.manifest import (
     json_path,
     placeholders,
 )
+from aux_secrets.core.nesting import loads_json, loads_toml
 from aux_secrets.core.passwords import MAX_LENGTH
 from aux_secrets.core.realm import check_user_realm
 from aux_secrets.core.rotation import MAX_SLOTS, PERIODS, Rotation
@@ -531,11 +532,11 @@ def decode_document(data: bytes, *, filename: str) -> object:
         raise InputError(f"manifest {filename}: not UTF-8 text") from None
     if filename.endswith(".toml"):
         try:
-            return tomllib.loads(text)
+            return loads_toml(text)
         except tomllib.TOMLDecodeError as exc:
             raise InputError(f"manifest {filename}: not valid TOML: {exc}") from None
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates(filename))
+        return loads_json(text, object_pairs_hook=_no_duplicates(filename))
     except json.JSONDecodeError as exc:
         raise InputError(
             f"manifest {filename}: not valid JSON: {exc.msg} "

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from aux_secrets.adapters import fetch
 from aux_secrets.adapters.fs import atomic_write, read_bounded
+from aux_secrets.core.nesting import loads_json
 from aux_secrets.errors import AuxError, PolicyError
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ class PullState:
 def read_state(store: LocalStore) -> PullState | None:
     """The cache, or None when it is missing or damaged (it is only a cache)."""
     try:
-        doc = json.loads(read_bounded(store.store_dir / STATE_NAME, MAX_STATE_BYTES))
+        doc = loads_json(read_bounded(store.store_dir / STATE_NAME, MAX_STATE_BYTES))
     except (AuxError, OSError, ValueError):
         return None
     if not isinstance(doc, dict) or doc.get("version") != STATE_VERSION:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from aux_secrets.adapters import ssh
 from aux_secrets.adapters.hosts import Host, HostDir
+from aux_secrets.core.nesting import loads_json
 from aux_secrets.errors import ExternalError, InputError
 from aux_secrets.workflows.provision import (
     ManifestSource,
@@ -87,7 +88,7 @@ def compare_fingerprints(
 def parse_status(data: bytes, host: str) -> dict[str, str]:
     """secret -> fingerprint from ``aux-secrets status --json`` output."""
     try:
-        doc = json.loads(data.decode("utf-8"))
+        doc = loads_json(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise InputError(f"host {host}: status --json did not print JSON") from None
     secrets = doc.get("secrets") if isinstance(doc, dict) else None
@@ -137,7 +138,7 @@ def host_freshness(data: bytes) -> dict[str, str]:
     after its values ran out, or running out soon. Fields it does not have are skipped
     (an older host)."""
     try:
-        doc = json.loads(data.decode("utf-8"))
+        doc = loads_json(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         return {}
     secrets = doc.get("secrets") if isinstance(doc, dict) else None

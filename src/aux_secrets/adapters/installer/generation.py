@@ -26,6 +26,7 @@ from aux_secrets.adapters.installer.layout import (
     FileToWrite,
     Locations,
 )
+from aux_secrets.core.nesting import loads_json
 from aux_secrets.errors import ExternalError
 
 
@@ -107,7 +108,7 @@ def _items(gen_dir: Path) -> dict[str, object]:
     if raw is None:
         return {}
     try:
-        meta = json.loads(raw)
+        meta = loads_json(raw)
         items = meta["items"] if meta.get("version") == META_VERSION else {}
     except (ValueError, TypeError, KeyError, AttributeError):
         return {}

@@ -18,6 +18,7 @@ from typing import Protocol
 from aux_secrets.adapters.fs import atomic_write
 from aux_secrets.adapters.installer import safepath
 from aux_secrets.adapters.installer.layout import MAX_META_BYTES
+from aux_secrets.core.nesting import loads_json
 from aux_secrets.core.plan import Plan
 from aux_secrets.errors import ExternalError
 
@@ -41,7 +42,7 @@ def read_pending(gens: Path) -> tuple[list[str], list[str]]:
     if raw is None:
         return [], []
     try:
-        doc = json.loads(raw)
+        doc = loads_json(raw)
         restart, reload = doc["tryRestart"], doc["tryReloadOrRestart"]
     except (ValueError, TypeError, KeyError):
         return [], []
