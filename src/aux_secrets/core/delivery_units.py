@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 from aux_secrets.core.manifest import Settings
 from aux_secrets.core.units import UNIT_DIR, UnitFile, render, unit_values
+from aux_secrets.core.units import _unit_path as unit_path
 from aux_secrets.errors import InputError
 
 PULL_SERVICE = "aux-secrets-pull.service"
@@ -36,6 +37,8 @@ def render_delivery_units(
 ) -> list[UnitFile]:
     """The pull timer and its service, and/or the incoming path unit and its service."""
     values = unit_values(settings, program, manifest)
+    # The manifest these units need (they take a bundle in for a known host).
+    values["MANIFEST"] = unit_path(manifest, "manifest path")
     names: list[tuple[str, bool]] = []
     if pull:
         names += [(PULL_SERVICE, False), (PULL_TIMER, True)]
