@@ -203,18 +203,32 @@ def test_first_install_then_no_change(host: Host) -> None:
         "try-restart app.service postgresql.service",
         "try-reload-or-restart api.service",
     ]
-    # The same store and manifest again: a new generation, zero restarts.
+    # The same store and manifest again: no new generation, nothing rewritten, zero
+    # restarts; only the audit log records the run.
+    generations = host.root / "run/aux-secrets.d"
+    listing = sorted(p.name for p in generations.iterdir())
+    files = [p for p in generations.rglob("*") if p.is_file()]
+    stamps = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in files}
     again = host.install("--json")
     assert again.returncode == 0, again.stderr.decode()
     report = json.loads(again.stdout)
-    assert report["generation"] == 2 and report["previous"] == 1
+    assert report["generation"] == 1 and report["previous"] == 1 and report["kept"]
     assert report["tryRestart"] == [] and report["tryReloadOrRestart"] == []
-    assert report["changed"] == [] and report["appeared"] == []
+    assert report["changed"] == [] and report["appeared"] == [] and report["requested"] == []
     assert report["nextRotation"] == "2026-12-01T00:00:00Z"
+    assert len(host.recorded()) == 2
+    assert sorted(p.name for p in generations.iterdir()) == listing
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in files} == stamps
+    assert os.readlink(host.root / "run/aux-secrets").endswith("aux-secrets.d/1")
+    assert token.is_symlink() and token.read_bytes() == b"tok-1"
+    human = host.install()
+    assert human.returncode == 0, human.stderr.decode()
+    assert "generation 1 kept" in human.stdout.decode()
+    assert "no units to restart or reload" in human.stdout.decode()
     assert len(host.recorded()) == 2
     audit = cli("audit", "verify", "--root", host.root, "--manifest", host.manifest)
     assert audit.returncode == 0, audit.stderr.decode()
-    assert "3 entries" in audit.stdout.decode()  # activate + two installs
+    assert "4 entries" in audit.stdout.decode()  # activate + three installs
 
 
 def test_rotation_boundary_passed_installs_new_current(host: Host) -> None:

@@ -103,9 +103,14 @@ def test_first_install_layout(tmp_path: Path, account: tuple[str, int, int]) -> 
 def test_reinstall_no_change_then_change(tmp_path: Path) -> None:
     files = [f("a", b"1", restart=("a.service",)), f("b", b"2", reload=("b.service",))]
     install_tree(TREE, files, root=tmp_path)
+    live = tmp_path / "run/aux-secrets.d/1/a"
+    before = live.stat()
     again = install_tree(TREE, files, root=tmp_path)
-    assert again.generation == 2 and again.previous == 1
+    # Nothing changed: the live generation stays and none of its files is written again.
+    assert again.kept and again.generation == 1 and again.previous == 1
     assert again.plan.is_noop and again.plan.try_restart == () and again.plan.try_reload == ()
+    assert gens(tmp_path) == [".lock", "1"]
+    assert live.stat().st_ino == before.st_ino and live.stat().st_mtime_ns == before.st_mtime_ns
     changed = install_tree(
         TREE,
         [f("a", b"1", restart=("a.service",)), f("b", b"3", reload=("b.service",))],
@@ -113,6 +118,39 @@ def test_reinstall_no_change_then_change(tmp_path: Path) -> None:
     )
     assert changed.plan.changed == ("secret:b",)
     assert changed.plan.try_restart == () and changed.plan.try_reload == ("b.service",)
+    assert not changed.kept and changed.generation == 2
+
+
+def test_same_contents_with_another_owner_or_mode_is_a_new_generation(tmp_path: Path) -> None:
+    # The plan compares contents; a new mode in the manifest, or a live file whose mode
+    # or owner was changed on disk, still makes (and repairs with) a new generation.
+    install_tree(TREE, [f("a", b"1")], root=tmp_path)
+    moded = install_tree(TREE, [f("a", b"1", mode=0o440)], root=tmp_path)
+    assert not moded.kept and moded.generation == 2
+    assert (tmp_path / "run/aux-secrets/a").stat().st_mode & 0o777 == 0o440
+    (tmp_path / "run/aux-secrets.d/2/a").chmod(0o444)
+    repaired = install_tree(TREE, [f("a", b"1", mode=0o440)], root=tmp_path)
+    assert not repaired.kept and repaired.generation == 3
+    assert (tmp_path / "run/aux-secrets/a").stat().st_mode & 0o777 == 0o440
+    os.chown(tmp_path / "run/aux-secrets.d/3/a", 0, 1)
+    regrouped = install_tree(TREE, [f("a", b"1", mode=0o440)], root=tmp_path)
+    assert not regrouped.kept and regrouped.generation == 4
+    assert (tmp_path / "run/aux-secrets/a").stat().st_gid == 0
+    kept = install_tree(TREE, [f("a", b"1", mode=0o440)], root=tmp_path)
+    assert kept.kept and kept.generation == 4
+
+
+def test_no_change_puts_back_a_removed_custom_path_link_without_a_new_generation(
+    tmp_path: Path,
+) -> None:
+    files = [f("tls", b"key1", path="/etc/nginx/tls.key")]
+    install_tree(TREE, files, root=tmp_path)
+    link = tmp_path / "etc/nginx/tls.key"
+    target = os.readlink(link)
+    link.unlink()
+    again = install_tree(TREE, files, root=tmp_path)
+    assert again.kept and again.generation == 1 and again.refused == ()
+    assert os.readlink(link) == target and link.read_bytes() == b"key1"
 
 
 def test_pruning_keeps_active_plus_keep(tmp_path: Path) -> None:

@@ -182,8 +182,12 @@ def test_audit_entry_and_unit_calls(tmp_path: Path) -> None:
     assert report_lines(report)[-1] == "next rotation: 2027-01-01T00:00:00Z"
     assert report.result.pruned == ()  # keepGenerations 1: the live one and one older
     third = install(m, store, root=tmp_path, at=month(2026, 12), requester=units, audit=audit)
-    assert third.result.pruned == (1,)
-    assert units.calls[3:] == []  # nothing changed
+    # Nothing changed: generation 2 stays live (nothing to prune), nothing is asked for,
+    # and the audit log records the run.
+    assert third.result.kept and third.result.generation == 2 and third.result.pruned == ()
+    assert units.calls[3:] == []
+    assert audit.events[2].generation == 2 and audit.events[2].changed == ()
+    assert audit.events[2].restart_units == () and audit.events[2].reload_units == ()
 
 
 def test_dry_run_asks_nothing_and_audits_nothing(tmp_path: Path) -> None:

@@ -405,9 +405,16 @@ def test_refresh_credentials_after_a_rotation_boundary(tmp_path: Path) -> None:
     assert decrypt_cred(host, "talos-hmac") == b"hmac-11"
     calls: list[int] = []
     store = host.store(after_each=lambda: calls.append(1))
-    # Same month: nothing to seal, not even a systemd-creds call.
+    # Same month: nothing to seal, not even a systemd-creds call, and nothing rewritten.
+    credentials = host.store_dir / "credentials"
+
+    def stamps() -> dict[str, tuple[int, int]]:
+        return {c.name: (c.stat().st_ino, c.stat().st_mtime_ns) for c in credentials.iterdir()}
+
+    before = stamps()
     assert store.refresh_credentials(host.manifest, p, nov) == ()
     assert calls == []
+    assert stamps() == before
     # December: only the rotating credential is sealed again.
     dec = datetime(2026, 12, 2, tzinfo=UTC)
     written = store.refresh_credentials(host.manifest, p, dec)

@@ -493,8 +493,16 @@ class LocalStore:
             if path.name not in keep:
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
-        atomic_write(self.credentials_dir / INDEX_NAME, encode_credential_index(wanted), mode=0o600)
+        index = encode_credential_index(wanted)
+        if self._read_index_bytes() != index:  # an unchanged index is not rewritten
+            atomic_write(self.credentials_dir / INDEX_NAME, index, mode=0o600)
         return tuple(written)
+
+    def _read_index_bytes(self) -> bytes | None:
+        try:
+            return read_bounded(self.credentials_dir / INDEX_NAME, MAX_META_BYTES, what="index")
+        except (AuxError, OSError):
+            return None
 
     def refresh_credentials(
         self, manifest: Manifest, payload: BundlePayload, at: datetime

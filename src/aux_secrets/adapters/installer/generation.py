@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
 from aux_secrets.adapters.fs import fsync_dir
 from aux_secrets.adapters.installer import safepath
 from aux_secrets.adapters.installer.layout import (
+    DIR_MODE,
     GENERATION_RE,
     MAX_FILE_BYTES,
     MAX_META_BYTES,
@@ -37,27 +39,43 @@ def numbers(gens: Path) -> list[int]:
     return sorted(int(p) for p in os.listdir(gens) if GENERATION_RE.fullmatch(p))
 
 
+def _record(files: Sequence[FileToWrite], locations: Locations) -> dict[str, object]:
+    """The items of ``.generation.json`` for ``files``."""
+    items: dict[str, object] = {}
+    for f in files:
+        location, linked = locations[f.key]
+        items[f.key] = {"location": location, "link": f.path if linked else None}
+    return items
+
+
+def _directories(files: Sequence[FileToWrite], locations: Locations) -> list[str]:
+    """The directories inside a generation that ``files`` need, parents first."""
+    seen: set[str] = {""}
+    out: list[str] = []
+    for f in files:
+        parent = locations[f.key][0].rpartition("/")[0]
+        if parent not in seen:
+            parts = parent.split("/")
+            for i in range(1, len(parts) + 1):
+                sub = "/".join(parts[:i])
+                if sub not in seen:
+                    out.append(sub)
+                    seen.add(sub)
+    return out
+
+
 def write(tmp: Path, files: Sequence[FileToWrite], locations: Locations, gid: int) -> None:
     """Write every file and the record into the new directory ``tmp``, then fsync it all."""
     # Plain strings, not Path objects: this loop runs once per file (thousands).
     base = str(tmp)
     safepath.mkdir_owned(base, gid)
     made = [base]
-    seen: set[str] = {""}
-    items: dict[str, object] = {}
+    for sub in _directories(files, locations):
+        safepath.mkdir_owned(f"{base}/{sub}", gid)
+        made.append(f"{base}/{sub}")
     for f in files:
-        location, linked = locations[f.key]
-        parent = location.rpartition("/")[0]
-        if parent not in seen:
-            parts = parent.split("/")
-            for i in range(1, len(parts) + 1):
-                sub = "/".join(parts[:i])
-                if sub not in seen:
-                    safepath.mkdir_owned(f"{base}/{sub}", gid)
-                    made.append(f"{base}/{sub}")
-                    seen.add(sub)
-        safepath.write_file(f"{base}/{location}", f.content, f.uid, f.gid, f.mode)
-        items[f.key] = {"location": location, "link": f.path if linked else None}
+        safepath.write_file(f"{base}/{locations[f.key][0]}", f.content, f.uid, f.gid, f.mode)
+    items = _record(files, locations)
     meta = json.dumps({"version": META_VERSION, "items": items}, sort_keys=True)
     safepath.write_file(f"{base}/{META_NAME}", meta.encode() + b"\n", 0, 0, 0o400)
     for d in sorted(made, key=lambda p: p.count("/"), reverse=True):
@@ -129,6 +147,29 @@ def read(gen_dir: Path) -> dict[str, tuple[str, bytes]]:
         if content is not None:
             out[key] = (location, content)
     return out
+
+
+def holds(gen_dir: Path, files: Sequence[FileToWrite], locations: Locations, gid: int) -> bool:
+    """Whether generation ``gen_dir`` is what ``write`` would make of ``files``, apart
+    from the contents (the plan compares those): the same record, every file a regular
+    file with the owner and mode asked for, every directory root's with the group and
+    mode a new one gets. Reads only metadata."""
+    if _items(gen_dir) != _record(files, locations):
+        return False
+    base = str(gen_dir)
+    for sub in ["", *_directories(files, locations)]:
+        st = safepath.lstat_or_none(f"{base}/{sub}" if sub else base)
+        if st is None or not stat.S_ISDIR(st.st_mode) or stat.S_IMODE(st.st_mode) != DIR_MODE:
+            return False
+        if (st.st_uid, st.st_gid) != (0, gid):
+            return False
+    for f in files:
+        st = safepath.lstat_or_none(f"{base}/{locations[f.key][0]}")
+        if st is None or not stat.S_ISREG(st.st_mode) or stat.S_IMODE(st.st_mode) != f.mode:
+            return False
+        if (st.st_uid, st.st_gid) != (f.uid, f.gid):
+            return False
+    return True
 
 
 def links(gen_dir: Path) -> dict[str, tuple[str, str]]:

@@ -24,6 +24,7 @@ def report_json(report: InstallReport) -> dict[str, object]:
         "version": 1,
         "host": report.host,
         "dryRun": not r.written,
+        "kept": r.kept,
         "forUsers": report.for_users,
         "runtimeDir": report.tree.link_dir,
         "generation": r.generation,
@@ -98,11 +99,12 @@ def report_lines(report: InstallReport) -> list[str]:
         f"{len(plan.changed)} changed, {len(plan.appeared)} appeared, "
         f"{len(plan.removed)} removed, {len(plan.unchanged)} unchanged"
     )
-    head = (
-        f"generation {r.generation} installed: {where} ({counts})"
-        if r.written
-        else f"dry run: generation {r.generation} would be {where} ({counts}); nothing written"
-    )
+    if r.kept:
+        head = f"generation {r.generation} kept: {where} ({counts}); nothing to write"
+    elif r.written:
+        head = f"generation {r.generation} installed: {where} ({counts})"
+    else:
+        head = f"dry run: generation {r.generation} would be {where} ({counts}); nothing written"
     lines = [head]
     for label, keys in (("changed", plan.changed), ("appeared", plan.appeared)):
         lines += [f"  {label:<9} {k.replace(':', ' ', 1)}" for k in keys]

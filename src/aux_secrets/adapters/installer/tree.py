@@ -40,6 +40,7 @@ class TreeResult:
     pruned: tuple[int, ...] = ()
     warnings: tuple[str, ...] = ()
     refused: tuple[Missing, ...] = ()  # items not installed because of their place
+    kept: bool = False  # nothing changed: the live generation stayed, nothing was rewritten
 
 
 def _plan(
@@ -92,10 +93,48 @@ def _make_generations_dir(root: Path, tree: Tree, gid: int) -> None:
                 f"generations directory {rooted(root, tree.generations_dir)} {why}",
                 hint="move it away, then run aux-secrets install again",
             )
-        os.fchown(fd, 0, gid)
-        os.fchmod(fd, DIR_MODE)
+        st = os.fstat(fd)
+        if (st.st_uid, st.st_gid) != (0, gid):
+            os.fchown(fd, 0, gid)
+        if stat.S_IMODE(st.st_mode) != DIR_MODE:
+            os.fchmod(fd, DIR_MODE)
     finally:
         os.close(fd)
+
+
+def _keep(
+    root: Path,
+    tree: Tree,
+    files: Sequence[FileToWrite],
+    locations: Locations,
+    live: int,
+    plan: Plan,
+    after_swap: Callable[[Plan, int], None] | None,
+    warnings: list[str],
+    refused: list[Missing],
+) -> TreeResult:
+    """Nothing changed: the live generation stays, and no file of it is written again.
+
+    The custom-path links are checked (and placed only if one is gone or wrong), leftovers
+    of dead runs pruned, and ``after_swap`` still runs: the audit entry records the run,
+    and units of a pending record (a crash after an earlier swap) are still asked for.
+    """
+    gens = rooted(root, tree.generations_dir)
+    refused += swap.update_links(root, tree, files, locations, {})
+    pruned = swap.prune(gens, live, tree.keep)
+    if after_swap is not None:
+        after_swap(plan, live)
+    restarts.clear_pending(gens)
+    return TreeResult(
+        generation=live,
+        previous=live,
+        plan=plan,
+        written=True,
+        pruned=pruned,
+        warnings=tuple(warnings),
+        refused=tuple(refused),
+        kept=True,
+    )
 
 
 def install_tree(
@@ -150,6 +189,14 @@ def install_tree(
     with file_lock(gens / LOCK_NAME, what="install lock"):
         generation.clean_leftovers(gens)
         previous, plan = _plan(root, tree, files, locations)
+        if (
+            previous is not None
+            and plan.is_noop
+            and generation.holds(gens / str(previous), files, locations, gid)
+        ):
+            return _keep(
+                root, tree, files, locations, previous, plan, after_swap, warnings, refused
+            )
         number = max([*generation.numbers(gens), previous or 0]) + 1
         still = f"generation {previous}" if previous is not None else "nothing"
         generation.publish(
