@@ -122,6 +122,8 @@ class Vault:
     seed_mode: str | None = None
     seed_skip: int = 0
     verifier: Verifier | None = None
+    # aux-v1: the Argon2id costs vault.toml pins for the seed file (None: an older vault).
+    seed_params: Argon2Params | None = None
     _data: dict[str, Any] = field(default_factory=dict, repr=False)
 
     # -- locations ---------------------------------------------------------------
@@ -209,7 +211,11 @@ class Vault:
                 if vault.seed_skip < 0:
                     raise InputError(f"{swhere}: field 'skip' must not be negative")
             else:
-                _only(seed, {"file"}, swhere)
+                costs = ("memory_kib", "time_cost", "parallelism")
+                _only(seed, {"file", *costs}, swhere)
+                if any(k in seed for k in costs):
+                    vault.seed_params = Argon2Params(*(_get(seed, k, int, swhere) for k in costs))
+                    vault.seed_params.check(what=swhere)
         verifier = data.get("verifier")
         if verifier is not None:
             vwhere = f"{where} [verifier]"
@@ -245,11 +251,39 @@ class Vault:
 
     def unlock_seed(self, password: bytes) -> bytes:
         """The aux-v1 seed (verifies the password)."""
-        from aux_secrets.core.auxv1 import unwrap_seed
+        from aux_secrets.core.auxv1 import parse_header, unwrap_seed
 
         if self.scheme_name != "aux-v1":
             raise UsageError(f"vault {self.root} uses the {self.scheme_name} scheme")
-        return unwrap_seed(self.read_seed_file(), password, what=f"seed file {self.seed_file}")
+        blob = self.read_seed_file()
+        what = f"seed file {self.seed_file}"
+        self._check_costs(parse_header(blob, what=what).params, what)
+        return unwrap_seed(blob, password, what=what)
+
+    def _check_costs(self, asked: Argon2Params, what: str) -> None:
+        """Before any Argon2id run: the seed header's costs are the ones vault.toml pins,
+        or (an older vault pinning none) not far above the defaults."""
+        from aux_secrets.core.auxv1 import costs_far_above_defaults, describe_costs
+
+        if self.seed_params is not None:
+            if asked != self.seed_params:
+                raise InputError(
+                    f"{what}: its header asks for Argon2id {describe_costs(asked)}, but "
+                    f"{self.toml_path} pins {describe_costs(self.seed_params)}; the seed "
+                    "file was changed",
+                    hint="restore the seed file from the vault's history (git log -- "
+                    f"{self.seed_file.name if self.seed_file else 'seed'})",
+                )
+            return
+        if costs_far_above_defaults(asked):
+            p = asked
+            raise InputError(
+                f"{what}: its header asks for Argon2id {describe_costs(asked)}, far above "
+                "the defaults, and vault.toml pins no costs",
+                hint=f"if you chose these costs, pin them under [seed] in {self.toml_path}: "
+                f"memory_kib = {p.memory_kib}, time_cost = {p.time_cost}, "
+                f"parallelism = {p.parallelism}",
+            )
 
     def unlock(self, password: bytes) -> Scheme:
         """Verify ``password`` and return the scheme; WrongPasswordError otherwise."""
@@ -294,8 +328,17 @@ class Vault:
             old_blob = self.read_seed_file()
             seed = self.unlock_seed(old_password)
             keep = parse_header(old_blob).params
-            blob = wrap_seed(seed, new_password, random(16), random(12), params or keep)
+            new_params = params or keep
+            blob = wrap_seed(seed, new_password, random(16), random(12), new_params)
             atomic_write(self.seed_file, blob, mode=0o600)
+            if self.seed_params != new_params:
+                # Pin the costs now written (a vault from before pinning gets its pin).
+                path = self.toml_path
+                data = parse_vault_toml(read_bounded(path, MAX_VAULT_TOML, what="vault file"), path)
+                data["seed"] = {**data.get("seed", {}), **_pin(new_params)}
+                atomic_write(path, render_vault_toml(data), mode=0o600)
+                self._data = data
+                self.seed_params = new_params
 
     # -- tables other parts own ---------------------------------------------------
     def section(self, name: str) -> dict[str, object]:
@@ -320,6 +363,14 @@ class Vault:
                 raise InputError(f"[{name}] cannot be written to {path}: {exc}") from None
             atomic_write(path, text, mode=0o600)
             self._data = data
+
+
+def _pin(params: Argon2Params) -> dict[str, int]:
+    return {
+        "memory_kib": params.memory_kib,
+        "time_cost": params.time_cost,
+        "parallelism": params.parallelism,
+    }
 
 
 def _check_section_name(name: str) -> None:
@@ -395,7 +446,7 @@ def create_vault(
             random(auxv1.NONCE_LEN),
             params,
         )
-        data["seed"] = {"file": seed_name}
+        data["seed"] = {"file": seed_name, **_pin(params)}
     elif gokey_seed is not None:
         from aux_secrets.core import gokey
 

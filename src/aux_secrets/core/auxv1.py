@@ -13,7 +13,7 @@ import struct
 from dataclasses import dataclass
 
 from aux_secrets.core.gokey import AesCtrStream
-from aux_secrets.errors import FormatVersionError, InputError, WrongPasswordError
+from aux_secrets.errors import ExternalError, FormatVersionError, InputError, WrongPasswordError
 
 MAGIC = b"AUX-SEED"
 VERSION = 1
@@ -59,6 +59,26 @@ class Argon2Params:
 
 
 DEFAULT_PARAMS = Argon2Params()
+# Without costs pinned in vault.toml, a seed header asking for more than this is refused
+# before Argon2id runs: a tampered header within MAX_* would take minutes and GiBs.
+UNPINNED_MAX_MEMORY_KIB = 1024 * 1024
+UNPINNED_MAX_TIME_COST = 24
+UNPINNED_MAX_PARALLELISM = 16
+
+
+def costs_far_above_defaults(params: Argon2Params) -> bool:
+    return (
+        params.memory_kib > UNPINNED_MAX_MEMORY_KIB
+        or params.time_cost > UNPINNED_MAX_TIME_COST
+        or params.parallelism > UNPINNED_MAX_PARALLELISM
+    )
+
+
+def describe_costs(params: Argon2Params) -> str:
+    return (
+        f"memory {params.memory_kib} KiB, time cost {params.time_cost}, "
+        f"parallelism {params.parallelism}"
+    )
 
 
 @dataclass(frozen=True)
@@ -83,18 +103,25 @@ class SeedHeader:
 
 def argon2id(password: bytes, salt: bytes, params: Argon2Params, length: int = KEY_LEN) -> bytes:
     """Raw Argon2id (version 0x13) output."""
+    from argon2.exceptions import HashingError
     from argon2.low_level import Type, hash_secret_raw
 
-    out: bytes = hash_secret_raw(
-        password,
-        salt,
-        time_cost=params.time_cost,
-        memory_cost=params.memory_kib,
-        parallelism=params.parallelism,
-        hash_len=length,
-        type=Type.ID,
-        version=19,
-    )
+    try:
+        out: bytes = hash_secret_raw(
+            password,
+            salt,
+            time_cost=params.time_cost,
+            memory_cost=params.memory_kib,
+            parallelism=params.parallelism,
+            hash_len=length,
+            type=Type.ID,
+            version=19,
+        )
+    except (HashingError, MemoryError):
+        raise ExternalError(
+            f"Argon2id could not run with {describe_costs(params)} (not enough memory?)",
+            hint="run it where that much memory is available",
+        ) from None
     return out
 
 
