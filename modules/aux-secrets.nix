@@ -409,6 +409,7 @@ in
   imports = [
     ../nix/module/accounts.nix
     ../nix/module/units.nix
+    ../nix/module/delivery.nix
   ];
 
   config = lib.mkIf (cfg.secrets != { } || cfg.templates != { }) {

@@ -87,6 +87,7 @@ let
         fileSystems = option (types.attrsOf fileSystem) { };
         systemd.services = option (types.attrsOf unit) { };
         systemd.timers = option (types.attrsOf unit) { };
+        systemd.paths = option (types.attrsOf unit) { };
         systemd.sysusers.enable = enable;
         services.userborn.enable = enable;
         services.openssh.enable = enable;
@@ -147,6 +148,7 @@ in
   etc = config.environment.etc;
   services = config.systemd.services;
   timers = config.systemd.timers;
+  paths = config.systemd.paths;
   fileSystems = config.fileSystems;
   systemPackages = map (p: p.name) config.environment.systemPackages;
   activationScripts = pick [
