@@ -7,7 +7,7 @@ import errno
 import fcntl
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from aux_secrets.errors import ConflictError, InputError, NotFoundError
@@ -26,6 +26,16 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o600, exclusive: bool 
     Temp file in the same directory, fsync, rename, fsync of the directory. With
     ``exclusive`` an existing ``path`` is refused instead of replaced.
     """
+    with atomic_stream(path, mode=mode, exclusive=exclusive) as write:
+        write(data)
+
+
+@contextlib.contextmanager
+def atomic_stream(
+    path: Path, *, mode: int = 0o600, exclusive: bool = False
+) -> Iterator[Callable[[bytes], object]]:
+    """``atomic_write`` for data produced piece by piece: the block gets a ``write``
+    function; ``path`` is replaced when the block ends, and untouched if it raises."""
     directory = path.parent
     if not directory.is_dir():
         raise NotFoundError(f"directory {directory} does not exist")
@@ -46,7 +56,7 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o600, exclusive: bool 
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle.write
             handle.flush()
             os.fsync(handle.fileno())
         if exclusive:

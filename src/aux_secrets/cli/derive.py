@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -39,7 +40,8 @@ Examples:
 
 Batch lines are JSON objects with "realm" and optionally "type", "length",
 "charset", "encoding", "public"; each output line is {"realm", "type", "value"}
-(binary values as base64 with "encoding": "base64"). The vault is unlocked once.
+(binary values as base64 with "encoding": "base64"). The vault is unlocked once;
+every line is checked before the first is derived, and output is written as it is made.
 """
 
 BATCH_FIELDS = ("realm", "type", "length", "charset", "encoding", "public")
@@ -421,26 +423,55 @@ def _run_batch(
         raise InputError("the batch has no requests")
     requests = [request for _, request in numbered]
     scheme = _open_scheme(gokey, vault, password_file, password_command)
-    values = _derive_many(scheme, requests)
-    lines = [
-        _json_line(_json_value(req, value)) for req, value in zip(requests, values, strict=True)
-    ]
-    _emit(b"".join(lines), output_file)
+    lines = (
+        _json_line(_json_value(req, value))
+        for req, value in zip(requests, _derive_many(scheme, requests), strict=True)
+    )
+    _emit_lines(lines, output_file)
 
 
-def _derive_many(scheme: Scheme, requests: list[DeriveRequest]) -> list[bytes]:
-    """Derive in request order. Unseeded gokey costs a PBKDF2 per realm, which releases
-    the GIL, so it runs on every core; other schemes cost microseconds per realm, less
-    than handing work to threads."""
+def _emit_lines(lines: Iterator[bytes], destination: Path | None) -> None:
+    """Write each line as it is made (a batch's output is never held whole in memory):
+    to standard output, or to a temp file renamed over ``destination`` at the end."""
+    if destination is None or str(destination) == "-":
+        chunk: list[bytes] = []
+        for line in lines:
+            chunk.append(line)
+            if len(chunk) >= 256:
+                output.write_stdout_bytes(b"".join(chunk))
+                chunk.clear()
+        output.write_stdout_bytes(b"".join(chunk))
+        return
+    from aux_secrets.adapters.fs import atomic_stream
+
+    with atomic_stream(destination, mode=0o600) as write:
+        for line in lines:
+            write(line)
+
+
+def _derive_many(scheme: Scheme, requests: list[DeriveRequest]) -> Iterator[bytes]:
+    """Derive in request order, one value at a time. Unseeded gokey costs a PBKDF2 per
+    realm, which releases the GIL, so it runs on every core (at most a window of
+    results ahead of the writer); other schemes cost microseconds per realm, less than
+    handing work to threads."""
     from aux_secrets.core.gokey import GokeyUnseeded
 
     workers = min(os.cpu_count() or 1, len(requests))
     if workers < 2 or not isinstance(scheme, GokeyUnseeded):
-        return [_derive(scheme, req) for req in requests]
-    from concurrent.futures import ThreadPoolExecutor
+        yield from (_derive(scheme, req) for req in requests)
+        return
+    from collections import deque
+    from concurrent.futures import Future, ThreadPoolExecutor
 
+    window = 4 * workers
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda req: _derive(scheme, req), requests))
+        pending: deque[Future[bytes]] = deque()
+        for req in requests:
+            pending.append(pool.submit(_derive, scheme, req))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _run_rotation(
