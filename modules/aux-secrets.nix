@@ -360,8 +360,10 @@ in
       };
       hostKeys = mkOption {
         type = types.listOf types.str;
-        default = map (key: key.path) (lib.filter (key: key.type == "ed25519") config.services.openssh.hostKeys);
-        defaultText = lib.literalMD "the ed25519 keys of `services.openssh.hostKeys`";
+        default = lib.optionals config.services.openssh.enable (
+          map (key: key.path) (lib.filter (key: key.type == "ed25519") config.services.openssh.hostKeys)
+        );
+        defaultText = lib.literalMD "the ed25519 keys of `services.openssh.hostKeys` when `services.openssh.enable`, else none";
         description = "Private keys that open bundles (the age backend keeps the bundle and opens it at every install).";
       };
       bundleSigners = mkOption {

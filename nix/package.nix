@@ -1,7 +1,8 @@
 # The aux-secrets Python application, built from pyproject.toml.
 #
-# Tests do not run here (they need gokey, swtpm, sshd and friends); the flake's
-# `checks.<system>.python` runs the whole suite with those programs on PATH.
+# The build runs the tests that need no other program and no root (`checkTestPaths`);
+# the flake's `checks.<system>.python` runs the whole suite with gokey, age,
+# systemd-creds, ssh, git, nix and swtpm on PATH.
 {
   lib,
   python3Packages,
@@ -10,12 +11,46 @@
 }:
 let
   pyproject = builtins.fromTOML (builtins.readFile ../pyproject.toml);
+  # Tests of the pure core, the formats and the CLI in-process: no gokey, age,
+  # systemd-creds, ssh, git, nix or swtpm, no root, no network (tests/test_nix_package.py
+  # keeps this list honest). The others fail without those programs by design.
+  checkTestPaths = [
+    "tests/test_audit.py"
+    "tests/test_audit_vectors.py"
+    "tests/test_auxv1.py"
+    "tests/test_auxv1_vectors.py"
+    "tests/test_bundle.py"
+    "tests/test_bundle_manifest.py"
+    "tests/test_derive_passwords.py"
+    "tests/test_derive_request.py"
+    "tests/test_fs.py"
+    "tests/test_gokey_vectors.py"
+    "tests/test_installer_api.py"
+    "tests/test_installer_systemctl.py"
+    "tests/test_lint.py"
+    "tests/test_manifest.py"
+    "tests/test_manifest_cli.py"
+    "tests/test_manifest_fuzz.py"
+    "tests/test_manifest_schema.py"
+    "tests/test_password.py"
+    "tests/test_plan.py"
+    "tests/test_plan_select.py"
+    "tests/test_provision_units.py"
+    "tests/test_publish.py"
+    "tests/test_render_cli.py"
+    "tests/test_render_resolve.py"
+    "tests/test_rotation.py"
+    "tests/test_store_core.py"
+    "tests/test_store_vectors.py"
+    "tests/test_template_fuzz.py"
+    "tests/test_transport_model.py"
+  ];
   # Not every nixpkgs has pyrage; fall back to the upstream wheels.
   pyrage = python3Packages.pyrage or (python3Packages.callPackage ./pyrage.nix { });
 in
 python3Packages.buildPythonApplication {
   pname = "aux-secrets";
-  passthru = { inherit pyrage; };
+  passthru = { inherit pyrage checkTestPaths; };
   inherit (pyproject.project) version;
   pyproject = true;
 
@@ -33,8 +68,12 @@ python3Packages.buildPythonApplication {
         ".pytest_cache"
         ".ruff_cache"
         "__pycache__"
+        ".hypothesis"
+        "build"
+        "dist"
         "result"
-      ]);
+      ])
+      && !(lib.hasSuffix ".egg-info" base);
   };
 
   build-system = with python3Packages; [
@@ -67,7 +106,15 @@ python3Packages.buildPythonApplication {
   # works (cli/main.py handles both its vendored and the standalone click).
   pythonRelaxDeps = [ "typer" ];
 
-  doCheck = false;
+  nativeCheckInputs = with python3Packages; [
+    pytestCheckHook
+    hypothesis
+    pytest-timeout
+  ];
+  enabledTestPaths = checkTestPaths;
+  preCheck = ''
+    export HOME=$(mktemp -d)
+  '';
   pythonImportsCheck = [
     "aux_secrets"
     "aux_secrets.cli.main"
@@ -77,6 +124,7 @@ python3Packages.buildPythonApplication {
     description = "Vaultless secrets for NixOS: derive, store, provision and install";
     license = lib.licenses.mit;
     mainProgram = "aux-secrets";
-    platforms = lib.platforms.linux;
+    # Where pyrage is: nixpkgs' own, or the prebuilt wheels (x86_64 and aarch64 Linux).
+    platforms = lib.intersectLists lib.platforms.linux (pyrage.meta.platforms or lib.platforms.linux);
   };
 }

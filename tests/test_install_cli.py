@@ -432,7 +432,7 @@ def test_garbage_manifest_is_one_line(tmp_path: Path) -> None:
 
 def test_rotating_credential_is_resealed_when_its_boundary_passes(host: Host) -> None:
     doc = json.loads(host.manifest.read_text())
-    doc["secrets"]["hmac"]["credential"] = {"name": "hmac", "units": ["api.service"]}
+    doc["secrets"]["hmac"]["credential"] = {"name": "hmac", "units": ["cred.service"]}
     host.write_manifest(doc)
     host.deliver(dict(SECRETS))
     cred = host.root / "var/lib/aux-secrets/credentials/hmac.cred"
@@ -454,9 +454,15 @@ def test_rotating_credential_is_resealed_when_its_boundary_passes(host: Host) ->
     assert host.install().returncode == 0
     assert unseal() == b"hmac-nov"
     # No operator present: the December install alone re-seals the credential.
+    before = len(host.recorded())
     result = host.install(at=month(2026, 12))
     assert result.returncode == 0, result.stderr.decode()
     assert unseal() == b"hmac-dec"
+    # ... and restarts the unit that loads it, or it keeps the November credential.
+    assert host.recorded()[before:] == [
+        "try-restart app.service cred.service",
+        "try-reload-or-restart api.service",
+    ]
 
 
 def test_root_that_is_a_file_is_named_as_such(tmp_path: Path) -> None:

@@ -221,6 +221,17 @@ def test_placeholders_and_tmpfs(tmp_path: Path) -> None:
     assert "mount -t tmpfs -o mode=0751,nosuid,nodev,noexec,noswap" in r["mountScript"]
 
 
+def test_host_keys_follow_openssh(tmp_path: Path) -> None:
+    off = evaluate('{ aux.secrets.a.store = "x"; }', tmp_path, "manifest")["manifest"]
+    assert off["settings"]["hostKeys"] == []
+    on = '{ aux.secrets.a.store = "x"; services.openssh.enable = true; }'
+    keys = evaluate(on, tmp_path, "manifest")["manifest"]["settings"]["hostKeys"]
+    assert keys == ["/etc/ssh/ssh_host_ed25519_key"]
+    age = '{ aux.secrets.a.store = "x"; aux.settings.backend = "age"; }'
+    failed = evaluate(age, tmp_path, "failedAssertions")["failedAssertions"]
+    assert any("enable services.openssh or list the keys" in m for m in failed)
+
+
 def test_group_defaults_to_the_owners_primary_group(tmp_path: Path) -> None:
     module = """{
   aux.secrets.a = { store = "a"; owner = "app"; };
@@ -438,10 +449,13 @@ def test_package_evaluates_with_the_pyrage_fallback(tmp_path: Path) -> None:
       fetchPypi = a: a;
       autoPatchelfHook = "autopatchelf";
     }} // a);
-  }} // lib.genAttrs [ "setuptools" "wheel" "argon2-cffi" "cryptography" "gmpy2" "pynacl" "rich" "tomli-w" "typer" ] (n: n);
+  }} // lib.genAttrs [ "setuptools" "wheel" "argon2-cffi" "cryptography" "gmpy2" "pynacl" "rich" "tomli-w" "typer" "pytestCheckHook" "hypothesis" "pytest-timeout" ] (n: n);
   p = import {REPO / "nix" / "package.nix"} {{ inherit lib; python3Packages = py; systemd = "systemd"; openssh = "openssh"; }};
 in {{
-  inherit (p) pname version pythonImportsCheck;
+  inherit (p) pname version pythonImportsCheck enabledTestPaths;
+  checkInputs = p.nativeCheckInputs;
+  inherit (p.meta) platforms license;
+  doCheck = p.doCheck or true;
   deps = map (d: d.pname or d) p.dependencies;
   wheel = {{ inherit (p.passthru.pyrage.src) pname version platform hash abi; }};
 }}"""
@@ -461,4 +475,9 @@ in {{
         "typer",
     }
     assert r["wheel"]["platform"] == "manylinux_2_17_x86_64.manylinux2014_x86_64"
+    # Only where the pyrage wheels are; the tests that need no other program run.
+    assert sorted(r["platforms"]) == ["aarch64-linux", "x86_64-linux"]
+    assert r["doCheck"] is True
+    assert r["checkInputs"] == ["pytestCheckHook", "hypothesis", "pytest-timeout"]
+    assert r["enabledTestPaths"] and all((REPO / t).is_file() for t in r["enabledTestPaths"])
     assert r["wheel"]["hash"].startswith("sha256-")

@@ -1,6 +1,6 @@
 # An example of tests/fixtures/nix/ as a host configuration for nix/tests/module-eval.nix:
-# its secrets, templates and settings, with the users and groups it names declared (as
-# system users, whose primary group is the one the example gives them).
+# its secrets, templates and settings, sshd on, and the users and groups it names declared
+# (as system users, whose primary group is the one the example gives them).
 # Used by ./eval-checks.nix and tests/test_nix_module.py.
 example: extra:
 { lib, ... }:
@@ -12,6 +12,7 @@ in
 {
   imports = [ extra ];
   networking.hostName = example.host;
+  services.openssh.enable = true; # its host key opens the bundles
   aux.secrets = example.secrets or { };
   aux.templates = example.templates or { };
   aux.settings = example.settings or { };

@@ -4,9 +4,11 @@
 { self }:
 {
   node =
-    { pkgs, ... }:
+    { lib, pkgs, ... }:
     {
       imports = [ self.nixosModules.default ];
+      # Users by userborn, so the module installs from its systemd units.
+      services.userborn.enable = lib.mkDefault true;
       services.openssh.enable = true; # its ed25519 host key opens the bundles
       environment.systemPackages = [ pkgs.jq ];
       environment.variables = {

@@ -45,6 +45,13 @@ in
     ${common.prelude}
 
     machine.wait_for_unit("multi-user.target")
+
+    with subtest("before the first delivery: the command is there, the boot succeeds"):
+        machine.succeed("test -x /run/current-system/sw/bin/aux-secrets")
+        machine.succeed("systemctl is-active aux-secrets-install.service")
+        machine.succeed("journalctl -b -u aux-secrets-install.service | grep -q 'no bundle has been delivered to host machine yet'")
+        machine.succeed("findmnt -n -o FSTYPE /run/aux-secrets.d | grep -qx ramfs")
+
     machine.succeed("aux-secrets manifest check /etc/aux-secrets/manifest.json")
     make_vault(machine)
     machine.succeed("umask 077; printf %s tok-1 > /root/token")

@@ -262,7 +262,13 @@ def desired_files(
                 owner=spec.owner,
                 group=spec.group,
                 mode=spec.mode_bits,
-                restart_units=spec.restart_units,
+                # A changed value is also sealed again for credential.units: restart
+                # them, or they keep the credential they started with.
+                restart_units=tuple(
+                    dict.fromkeys(
+                        spec.restart_units + (spec.credential.units if spec.credential else ())
+                    )
+                ),
                 reload_units=spec.reload_units,
             )
         )
