@@ -51,6 +51,25 @@ def test_version_builds_no_command_and_says_what_typer_says() -> None:
     assert full.returncode == 0 and full.stdout.decode().strip() == version
 
 
+def test_top_level_help_is_the_whole_apps_help() -> None:
+    # Top-level help is rendered from the commands' names and help alone (building every
+    # command's parameters is most of its cost): the text must be the full tree's.
+    import typer
+
+    from aux_secrets.cli.main import build_app, main
+
+    full = typer.main.get_command(build_app())
+    expected = io.StringIO()
+    with contextlib.redirect_stdout(expected), pytest.raises(SystemExit):
+        full.main(args=["--help"], prog_name="aux-secrets")
+    shown = io.StringIO()
+    with contextlib.redirect_stdout(shown):
+        assert main(["--help"]) == 0
+    assert shown.getvalue() == expected.getvalue()
+    assert "Commands:" in shown.getvalue() and "provision" in shown.getvalue()
+    assert cli().stderr == cli("--help").stdout  # no arguments: the same help, on stderr
+
+
 def test_extra_argument_is_not_echoed() -> None:
     # A value typed where it does not belong (`store add NAME VALUE`) may be a secret:
     # the error says what is wrong without repeating it into logs.

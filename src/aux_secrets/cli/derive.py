@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from aux_secrets.cli import common, output
-from aux_secrets.core.nesting import loads_json
 from aux_secrets.errors import AuxError, InputError, UsageError
 
 if TYPE_CHECKING:
@@ -137,6 +136,7 @@ def _json_value(request: DeriveRequest, value: bytes, realm: str | None = None) 
 
 def _parse_batch_line(number: int, line: bytes) -> DeriveRequest:
     from aux_secrets.core.derive import DeriveRequest
+    from aux_secrets.core.nesting import loads_json  # tomllib with it: not at start-up
 
     where = f"batch line {number}"
     try:

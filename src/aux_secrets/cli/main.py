@@ -108,7 +108,7 @@ def _app_for(args: Sequence[str]) -> typer.Typer:
     app = build_app()
     name = next((arg for arg in args if not arg.startswith("-")), None)
     if name is None:
-        return app
+        return _summary(app)
     commands = [c for c in app.registered_commands if _entry_name(c) == name]
     groups = [g for g in app.registered_groups if _entry_name(g) == name]
     if not commands and not groups:
@@ -118,6 +118,43 @@ def _app_for(args: Sequence[str]) -> typer.Typer:
     narrowed.registered_commands = commands
     narrowed.registered_groups = groups
     return narrowed
+
+
+def _summary(app: typer.Typer) -> typer.Typer:
+    """The root with every command and group named and described but with no parameters:
+    what top-level help (and ``--version``) shows, without building every command, which
+    is most of its cost. A test checks that the help text is the full app's."""
+    import copy
+
+    import typer
+
+    def stub_of(callback: Any) -> Any:
+        def stub() -> None:
+            """A command's name and help only."""
+
+        stub.__name__, stub.__qualname__, stub.__doc__ = (
+            callback.__name__,
+            callback.__qualname__,
+            callback.__doc__,
+        )
+        return stub
+
+    summary = typer.Typer(**APP_SETTINGS)
+    summary.registered_callback = app.registered_callback
+    for command in app.registered_commands:
+        named = copy.copy(command)
+        named.callback = stub_of(command.callback)
+        summary.registered_commands.append(named)
+    for group in app.registered_groups:
+        inner = group.typer_instance
+        assert inner is not None
+        empty = typer.Typer()
+        empty.info = inner.info
+        empty.registered_callback = inner.registered_callback
+        named_group = copy.copy(group)
+        named_group.typer_instance = empty
+        summary.registered_groups.append(named_group)
+    return summary
 
 
 def _fill_closed_standard_streams() -> None:
