@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,20 +45,25 @@ def _value(value: Any) -> str:
     return str(value)
 
 
-def _lines(section: dict[str, Any]) -> list[str]:
+def no_store(command: str) -> str:
+    """The store is not here: any existing program keeps verify's path checks."""
+    return STORE_PATH.sub("", STORE_PATH.sub("/bin/true", command, count=1))
+
+
+def _lines(section: dict[str, Any], program: Callable[[str], str] = no_store) -> list[str]:
     out = []
     for key, value in section.items():
         for item in value if isinstance(value, list) else [value]:
             text = _value(item)
             if key.startswith("Exec"):
-                # The store is not here: any existing program keeps verify's path checks.
-                text = STORE_PATH.sub("/bin/true", text, count=1)
-                text = STORE_PATH.sub("", text)
+                text = program(text)
             out.append(f"{key}={text}")
     return out
 
 
-def render_service(name: str, unit: dict[str, Any]) -> str:
+def render_service(
+    name: str, unit: dict[str, Any], program: Callable[[str], str] = no_store
+) -> str:
     """One `systemd.services.<name>` as NixOS writes it (nixos/lib/systemd-lib.nix)."""
     head = [f"Description={unit.get('description', name)}"]
     for option, key in UNIT_LISTS.items():
@@ -66,7 +72,7 @@ def render_service(name: str, unit: dict[str, Any]) -> str:
     head += _lines(unit.get("unitConfig", {}))
     if unit.get("restartTriggers"):
         head.append("X-Restart-Triggers=" + " ".join(map(str, unit["restartTriggers"])))
-    service = _lines(unit.get("serviceConfig", {}))
+    service = _lines(unit.get("serviceConfig", {}), program)
     if not any(line.startswith("ExecStart=") for line in service):
         service.append("ExecStart=/bin/true")
     return "[Unit]\n" + "\n".join(head) + "\n\n[Service]\n" + "\n".join(service) + "\n"
