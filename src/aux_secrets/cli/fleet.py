@@ -224,13 +224,20 @@ def run_with_progress(names: list[str], job: Any, jobs: int, title: str) -> list
 
 def print_table(title: str, rows: list[tuple[str, str, str]]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=title, show_lines=False)
+    from aux_secrets.core.escape import printable
+
+    table = Table(title=escape(printable(title)), show_lines=False)
     table.add_column("host")
     table.add_column("result")
     table.add_column("detail", overflow="fold")
     for host, result, detail in rows:
         style = "green" if result in ("ok", "no change", "changed", "delivered") else "red"
-        table.add_row(host, f"[{style}]{result}[/{style}]", detail)
+        table.add_row(
+            escape(printable(host)),
+            f"[{style}]{escape(printable(result))}[/{style}]",
+            escape(printable(detail)),
+        )
     Console(width=max(100, Console().width)).print(table)

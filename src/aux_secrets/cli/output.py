@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import sys
 
+from aux_secrets.core.escape import printable
+
 PROG = "aux-secrets"
+
+# Every line goes through ``printable``: a message may quote a bundle field, a name, a
+# path or a host's output, and none of that may start a new line or drive the terminal.
 
 
 def error(message: str, hint: str | None = None) -> None:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+    print(f"{PROG}: error: {printable(message)}", file=sys.stderr)
     if hint:
-        print(f"{PROG}: hint: {hint}", file=sys.stderr)
+        print(f"{PROG}: hint: {printable(hint)}", file=sys.stderr)
 
 
 def warning(message: str) -> None:
-    print(f"{PROG}: warning: {message}", file=sys.stderr)
+    print(f"{PROG}: warning: {printable(message)}", file=sys.stderr)
 
 
 def info(message: str) -> None:
-    print(message, file=sys.stderr)
+    print(printable(message), file=sys.stderr)
 
 
 def write_stdout_bytes(data: bytes) -> None:

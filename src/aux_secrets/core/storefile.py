@@ -11,6 +11,7 @@ import base64
 import binascii
 import re
 import struct
+import unicodedata
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from enum import Enum
@@ -58,6 +59,7 @@ def validate_name(name: str) -> None:
         encoded = name.encode("utf-8")
     except UnicodeEncodeError:
         raise PolicyError(f"store name {shown} is not valid UTF-8") from None
+    _check_unambiguous(name, shown)
     if len(encoded) > MAX_NAME:
         raise PolicyError(f"store name is longer than {MAX_NAME} bytes")
     segments = name.split("/")
@@ -77,6 +79,33 @@ def validate_name(name: str) -> None:
     if any(segment.endswith(SUFFIX) for segment in segments[:-1]):
         # store/<group>.aux/ would share its path with the secret named <group>.
         raise PolicyError(f"store name {shown} has a group segment ending in '{SUFFIX}'")
+
+
+# Dashes that read as '-' but are other characters (Pd covers most; these are not Pd).
+_DASH_LOOKALIKES = frozenset("\u2212\ufe63\uff0d\u2043")
+
+
+def _check_unambiguous(name: str, shown: str) -> None:
+    """Refuse what makes two names look alike in ``store list``: bidi overrides and
+    isolates, zero-width and other format characters, spaces other than ' ', dashes
+    other than '-', and compatibility forms (fullwidth letters, ligatures: NFKC)."""
+    for ch in name:
+        category = unicodedata.category(ch)
+        odd_space = category.startswith("Z") and ch != " "
+        odd_dash = (category == "Pd" and ch != "-") or ch in _DASH_LOOKALIKES
+        if category in ("Cf", "Co", "Cn", "Cs") or odd_space or odd_dash:
+            what = unicodedata.name(ch, "an unassigned code point")
+            raise PolicyError(
+                f"store name {shown} contains U+{ord(ch):04X} ({what}), which can make "
+                "two names look alike",
+                hint="use letters, digits and . _ + @ = , : ~ - in names",
+            )
+    if unicodedata.normalize("NFKC", name) != name:
+        raise PolicyError(
+            f"store name {shown} has characters with a plainer equivalent (fullwidth "
+            f"letters, ligatures, decomposed accents); write it as "
+            f"{unicodedata.normalize('NFKC', name)!r}"
+        )
 
 
 def store_realm(name: str) -> str:

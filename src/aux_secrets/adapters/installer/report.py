@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from aux_secrets.adapters.installer.host import InstallReport
+from aux_secrets.core.escape import printable
 
 
 def _iso(at: datetime) -> str:
@@ -118,4 +119,4 @@ def report_lines(report: InstallReport) -> list[str]:
     lines += [f"  missing   {m.key.replace(':', ' ', 1)}: {m.reason}" for m in report.missing]
     nxt = _iso(report.next_rotation) if report.next_rotation else "none"
     lines.append(f"next rotation: {nxt}")
-    return lines
+    return [printable(line) for line in lines]
