@@ -1,13 +1,18 @@
 """Installer benchmark: 1,000 secrets from a systemd-creds local store, side by side with
 per-secret credentials (one `systemd-creds decrypt` per secret) in one run.
 
-Run from the repository root, as root:  .venv/bin/python bench/install.py [--count 1000]
+Run from the repository root, as root:
+    .venv/bin/python -m bench.install [--count 1000] [--repeat 3] [--compare-src OTHER/src]
 
-Measures, into a temporary --root whose run/ is a tmpfs (as /run is on a real host; a
-plain directory if tmpfs cannot be mounted):
+Measures, into temporary --roots whose run/ is a tmpfs (as /run is on a real host) and,
+in the same run, roots whose run/ is on the disk:
 - first install: `aux-secrets install` as a process (what the boot unit runs) and the
   same work through the Python API (no interpreter start);
 - a no-change re-install (process and API), which must ask for zero restarts;
+- the fsync and fdatasync calls of each (`strace -f -c`), which seconds on a shared
+  machine do not show reliably;
+- with --compare-src, the same for another checkout (the commit before a change), in
+  its own roots, interleaved with this one;
 - the reference: N separate `systemd-creds decrypt` calls, which is what sealing every
   secret as its own credential costs at each install, before writing any file.
 Every run checks its result (files present, units asked for) and aborts on a mismatch.
@@ -19,12 +24,15 @@ import argparse
 import json
 import os
 import platform
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -47,9 +55,15 @@ BENCH_SIGNER_SEED = b"\x01" * 32  # a fixed bundle signer; the host trusts it on
 AT = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 
-def _aux() -> list[str]:
-    exe = Path(sys.executable).with_name("aux-secrets")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "aux_secrets"]
+AUX = [sys.executable, "-m", "aux_secrets"]
+
+
+def aux_env(src: str | None) -> dict[str, str]:
+    """The environment that runs this checkout's aux-secrets, or the one at ``src``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUX_SECRETS_")}
+    if src is not None:
+        env["PYTHONPATH"] = src
+    return env
 
 
 def _run(argv: list[str], **kwargs: object) -> bytes:
@@ -74,11 +88,13 @@ class Recorder:
         self.calls.append((verb, tuple(units)))  # type: ignore[arg-type]
 
 
-def setup(work: Path, count: int) -> tuple[Path, Path, Path, bool]:
-    root = work / "root"
+def setup(
+    work: Path, count: int, tmpfs: bool, env: dict[str, str]
+) -> tuple[Path, Path, Path, bool]:
+    root = work
     (root / "etc/ssh").mkdir(parents=True)
     (root / "run").mkdir()
-    mounted = (
+    mounted = tmpfs and (
         subprocess.run(
             ["mount", "-t", "tmpfs", "-o", "size=256m,mode=0755", "tmpfs", str(root / "run")],
             capture_output=True,
@@ -136,7 +152,7 @@ def setup(work: Path, count: int) -> tuple[Path, Path, Path, bool]:
     bundle.write_bytes(seal_bundle(envelope, [key.with_suffix(".pub").read_text()]))
     _run(
         [
-            *_aux(),
+            *AUX,
             "activate",
             "--bundle",
             str(bundle),
@@ -144,7 +160,8 @@ def setup(work: Path, count: int) -> tuple[Path, Path, Path, bool]:
             str(root),
             "--manifest",
             str(manifest),
-        ]
+        ],
+        env=env,
     )
     return root, manifest, calls, mounted
 
@@ -154,13 +171,29 @@ def fresh(root: Path) -> None:
         _run(["rm", "-rf", str(root / "run" / leftover)])
 
 
-def cli_install(root: Path, manifest: Path) -> tuple[float, dict[str, object]]:
-    argv = [*_aux(), "install", "--root", str(root), "--manifest", str(manifest), "--json"]
-    argv += ["--at", "2026-11-22T12:00:00Z"]
+def install_argv(root: Path, manifest: Path) -> list[str]:
+    argv = [*AUX, "install", "--root", str(root), "--manifest", str(manifest), "--json"]
+    return [*argv, "--at", "2026-11-22T12:00:00Z"]
+
+
+def cli_install(root: Path, manifest: Path, env: dict[str, str]) -> tuple[float, dict[str, object]]:
     out: list[bytes] = []
-    elapsed = _timed(lambda: out.append(_run(argv)))
+    elapsed = _timed(lambda: out.append(_run(install_argv(root, manifest), env=env)))
     report: dict[str, object] = json.loads(out[0])
     return elapsed, report
+
+
+def fsyncs(root: Path, manifest: Path, env: dict[str, str], work: Path) -> int:
+    """fsync + fdatasync calls of one install process (strace -f -c), children included."""
+    log = work / "strace.txt"
+    argv = ["strace", "-f", "-c", "-e", "trace=fsync,fdatasync", "-o", str(log)]
+    _run([*argv, *install_argv(root, manifest)], env=env)
+    calls = 0
+    for line in log.read_text().splitlines():
+        fields = line.split()
+        if fields and fields[-1] in ("fsync", "fdatasync") and re.fullmatch(r"\d+", fields[3]):
+            calls += int(fields[3])
+    return calls
 
 
 class Loaded:
@@ -227,62 +260,112 @@ def baseline(work: Path, root: Path, count: int) -> float:
     return _timed(decrypt_all)
 
 
+@dataclass
+class Case:
+    """One tool (this checkout or the compared one) on one placement of run/."""
+
+    tool: str
+    env: dict[str, str]
+    tmpfs: bool
+    root: Path = Path()
+    manifest: Path = Path()
+    calls: Path = Path()
+    mounted: bool = False
+    first: list[float] = field(default_factory=list)
+    again: list[float] = field(default_factory=list)
+    fsync_first: int = 0
+    fsync_again: int = 0
+    generations: tuple[object, object] = (None, None)
+
+    @property
+    def where(self) -> str:
+        return "tmpfs" if self.mounted else "disk"
+
+
+def measure(case: Case, count: int, work: Path) -> None:
+    """One first install and one no-change re-install, timed and checked."""
+    fresh(case.root)
+    seconds, report = cli_install(case.root, case.manifest, case.env)
+    assert len(report["appeared"]) == count, "first install must place every secret"  # type: ignore[arg-type]
+    assert len(report["tryRestart"]) == min(50, count)  # type: ignore[arg-type]
+    case.first.append(seconds)
+    seconds, report = cli_install(case.root, case.manifest, case.env)
+    assert report["tryRestart"] == [] and report["tryReloadOrRestart"] == []
+    assert report["changed"] == [] and report["appeared"] == []
+    case.again.append(seconds)
+    case.generations = (report["previous"], report["generation"])
+
+
+def count_fsyncs(case: Case, work: Path) -> None:
+    fresh(case.root)
+    case.fsync_first = fsyncs(case.root, case.manifest, case.env, work)
+    case.fsync_again = fsyncs(case.root, case.manifest, case.env, work)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3, help="best of N for each case")
+    parser.add_argument("--compare-src", help="another checkout's src/, measured alongside")
     args = parser.parse_args()
     count, repeat = args.count, args.repeat
+    if shutil.which("strace") is None:
+        raise SystemExit("strace is not installed: apt-get install strace")
+    tools = [("aux-secrets", aux_env(None))]
+    if args.compare_src:
+        tools.append(("compared", aux_env(args.compare_src)))
+    cases = [Case(t, env, tmpfs) for tmpfs in (True, False) for t, env in tools]
+    loads = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory(prefix="aux-bench-install-") as tmp:
         work = Path(tmp)
-        root, manifest, calls, mounted = setup(work, count)
         try:
-            firsts, agains = [], []
+            for i, case in enumerate(cases):
+                case.root, case.manifest, case.calls, case.mounted = setup(
+                    work / f"root{i}", count, case.tmpfs, case.env
+                )
             for _ in range(repeat):
-                fresh(root)
-                seconds, report = cli_install(root, manifest)
-                assert len(report["appeared"]) == count, "first install must place every secret"  # type: ignore[arg-type]
-                assert len(report["tryRestart"]) == min(50, count)  # type: ignore[arg-type]
-                firsts.append(seconds)
-                seconds, report = cli_install(root, manifest)
-                assert report["tryRestart"] == [] and report["tryReloadOrRestart"] == []
-                assert report["changed"] == [] and report["appeared"] == []
-                agains.append(seconds)
-            calls_after = calls.read_text().splitlines()
-            assert len(calls_after) == repeat, f"no-change install asked for units: {calls_after}"
+                for case in cases:  # interleaved: every case sees the same load
+                    measure(case, count, work)
+            for case in cases:
+                calls_after = case.calls.read_text().splitlines()
+                assert len(calls_after) == repeat, f"no-change install asked: {calls_after}"
+                count_fsyncs(case, work)
             api_first, api_again = [], []
+            here = cases[0]
             for _ in range(repeat):
-                fresh(root)
-                api_first.append(api_phases(root, manifest)[0])
-                phases, rec, changed = api_phases(root, manifest)
+                fresh(here.root)
+                api_first.append(api_phases(here.root, here.manifest)[0])
+                phases, rec, changed = api_phases(here.root, here.manifest)
                 assert rec.calls == [] and changed == 0
                 api_again.append(phases)
-            floor = min(_timed(lambda: _run([*_aux(), "--help"])) for _ in range(repeat))
-            reference = baseline(work, root, count)
+            floor = min(_timed(lambda: _run([*AUX, "--help"])) for _ in range(repeat))
+            loads.append(os.getloadavg()[0])
+            reference = baseline(work, here.root, count)
+            loads.append(os.getloadavg()[0])
         finally:
-            if mounted:
-                subprocess.run(["umount", "-l", str(root / "run")], check=False)
-    where = "tmpfs" if mounted else "disk (tmpfs could not be mounted)"
-    print(f"# install benchmark, {count} secrets, systemd-creds (host key), run/ on {where}")
+            for case in cases:
+                if case.mounted:
+                    subprocess.run(["umount", "-l", str(case.root / "run")], check=False)
+    print(f"# install benchmark, {count} secrets, systemd-creds (host key)")
     print(f"# {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"# best of {repeat}; load average {os.getloadavg()[0]:.1f}")
-    print(f"{'case':<40}{'seconds':>9}{'target':>8}{'vs per-secret decrypt':>24}")
-    rows = [
-        ("first install (aux-secrets process)", min(firsts), 1.0),
-        ("no-change re-install (process)", min(agains), 0.5),
-        ("first install (Python API)", sum(best(api_first).values()), 1.0),
-        ("no-change re-install (Python API)", sum(best(api_again).values()), 0.5),
-    ]
-    for name, seconds, target in rows:
-        ok = "ok" if seconds < target else "over"
+    print(f"# best of {repeat}, interleaved; load average {min(loads):.1f} to {max(loads):.1f}")
+    print(f"# reference: {count} x systemd-creds decrypt = {reference:.3f} s")
+    print(
+        "| tool | run/ on | first install | no-change re-install | no-change vs reference "
+        "| fsyncs first / no-change | no-change generation |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for c in cases:
+        first, again = min(c.first), min(c.again)
         print(
-            f"{name:<40}{seconds:>9.3f}{target:>6.1f} {ok:<4}{reference / seconds:>17.1f}x faster"
+            f"| {c.tool} | {c.where} | {first:.3f} s ({first:.2f}-{max(c.first):.2f}) "
+            f"| {again:.3f} s ({again:.2f}-{max(c.again):.2f}) | {reference / again:.0f}x faster "
+            f"| {c.fsync_first} / {c.fsync_again} | {c.generations[0]} -> {c.generations[1]} |"
         )
-    print(f"{f'reference: {count} x systemd-creds decrypt':<40}{reference:>9.3f}")
-    print(f"{'process floor: aux-secrets --help':<40}{floor:>9.3f}")
-    print("no-change re-install asked for 0 restarts and 0 reloads")
+    print(f"process floor: aux-secrets --help {floor:.3f} s")
+    print("every no-change re-install asked for 0 restarts and 0 reloads")
     for label, runs in (("first install", api_first), ("no-change re-install", api_again)):
-        print(f"API phases, {label}:")
+        print(f"API phases ({here.tool}, {here.where}), {label}:")
         for phase, seconds in best(runs).items():
             print(f"  {phase:<38}{seconds:>9.3f}")
 
