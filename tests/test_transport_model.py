@@ -155,3 +155,32 @@ def test_host_file_with_a_bad_transport_names_the_file() -> None:
     data = f'version = 1\nrecipient = "{HOST_KEY}"\ntransport = "scp"\n'.encode()
     with pytest.raises(InputError, match="field 'transport' has the wrong type"):
         parse_host("web1", data, "hosts/web1.toml")
+
+
+def test_host_list_shows_and_host_add_replace_keeps_a_transport(tmp_path: Path) -> None:
+    import json
+
+    from tests.helpers import cli
+    from tests.provision_helpers import make_vault
+
+    vault = make_vault(tmp_path)
+    added = cli("host", "add", "web1", "--ssh-host-key", HOST_KEY, "--vault", vault.root)
+    assert added.returncode == 0, added.stderr
+    path = vault.root / "hosts/web1.toml"
+    path.write_text(path.read_text() + '\n[transport]\nkind = "publish"\ndirectory = "pub"\n')
+    again = cli(
+        "host",
+        "add",
+        "web1",
+        "--ssh-host-key",
+        HOST_KEY,
+        "--target",
+        "root@h",
+        "--replace",
+        "--vault",
+        vault.root,
+    )
+    assert again.returncode == 0, again.stderr
+    listed = json.loads(cli("host", "list", "--json", "--vault", vault.root).stdout)
+    assert listed["web1"]["target"] == "root@h"
+    assert listed["web1"]["transport"] == {"kind": "publish", "directory": "pub"}

@@ -95,6 +95,8 @@ def host_list(
     as_json: bool = typer.Option(False, "--json", help="One JSON document."),
     vault: Path | None = fleet.VAULT_OPT,
 ) -> None:
+    from aux_secrets.core.transport import transport_table
+
     hosts = fleet.host_dir(vault).all()
     if as_json:
         doc = {
@@ -104,6 +106,7 @@ def host_list(
                 "target": h.target,
                 "lastSerial": h.last_serial,
             }
+            | ({"transport": transport_table(h.transport)} if h.transport else {})
             for h in hosts
         }
         print(json.dumps(doc, indent=2, sort_keys=True))
