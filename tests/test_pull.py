@@ -159,7 +159,7 @@ def test_foreign_bundles_are_refused(fleet: Fleet, tmp_path: Path) -> None:
         assert store_state(fleet.host) == before
 
 
-def test_truncated_bundles_are_refused(fleet: Fleet) -> None:
+def test_truncated_tampered_and_garbage_bundles_are_refused(fleet: Fleet) -> None:
     fleet.publish(fleet.bundle())
     with serve(fleet.pub) as server:
         serial = _pulled(fleet, server)
@@ -167,6 +167,12 @@ def test_truncated_bundles_are_refused(fleet: Fleet) -> None:
         data = fleet.bundle()
         fleet.publish(data[: len(data) // 2], ago=50)  # a file cut short on the server
         assert_one_line_error(pull(fleet.host, server.url), f"keeps serial {serial}")
+        tampered = bytearray(data)
+        tampered[len(data) // 2] ^= 0x01
+        fleet.publish(bytes(tampered), ago=45)  # one bit flipped in the ciphertext
+        assert_one_line_error(pull(fleet.host, server.url), "could not be opened", "keeps serial")
+        fleet.publish(b"garbage, not an age file\n", ago=42)
+        assert_one_line_error(pull(fleet.host, server.url), "not an age file", "keeps serial")
         fleet.publish(data, ago=40)
         (fleet.pub / ".cut").write_text("web1.age\n")  # a transfer cut short
         assert_one_line_error(pull(fleet.host, server.url), "cut short", "keeps serial")
