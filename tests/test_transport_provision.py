@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import stat
 import subprocess
 from pathlib import Path
 
@@ -178,6 +179,8 @@ def test_publish_all_then_every_host_pulls_over_http(tmp_path: Path, sshd: Sshd)
         str(pub / "web1.age"),
         str(pub / "web2.age"),
     }
+    assert stat.S_IMODE(pub.stat().st_mode) == 0o755  # a web server's user reads it
+    assert stat.S_IMODE((pub / "web1.age").stat().st_mode) == 0o644
     index = json.loads((pub / "index.json").read_text())
     assert sorted(index["hosts"]) == ["web1", "web2"]
     with serve(pub) as server:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -69,7 +70,9 @@ class Publisher:
             raise InputError(f"publish directory {directory} is not a directory")
         if not directory.parent.is_dir():
             raise NotFoundError(f"directory {directory.parent} does not exist")
-        directory.mkdir(mode=DIR_MODE, exist_ok=True)
+        if not directory.is_dir():
+            directory.mkdir()
+            os.chmod(directory, DIR_MODE)  # served: not the private umask's 0700
         self.directory = directory
         # Refuse a damaged index before any bundle is written: nothing half-published.
         read_index(directory)
