@@ -61,7 +61,8 @@ def booted(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NspawnHos
     extra = (
         "systemd.sysusers.enable = true; "
         f'users.users.{USER} = {{ isSystemUser = true; group = "users"; '
-        f'hashedPasswordFile = "{HASH_FILE}"; }};'
+        f'hashedPasswordFile = "{HASH_FILE}"; }}; '
+        'aux.secrets.token = { store = "token"; credential.units = [ "credtest.service" ]; };'
     )
     r = evaluate(
         from_example(FIXTURES / "nix" / "users.nix", extra),
@@ -92,6 +93,19 @@ def booted(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NspawnHos
                 wants = units / f"{target}.wants"
                 wants.mkdir(exist_ok=True)
                 (wants / f"{name}.service").symlink_to(f"../{name}.service")
+        # A service of credential.units: the module's settings, and a command that keeps
+        # what it got.
+        credtest = dict(r["services"]["credtest"])
+        credtest["wantedBy"] = ["multi-user.target"]
+        credtest["serviceConfig"] = {
+            **credtest["serviceConfig"],
+            "Type": "oneshot",
+            "RemainAfterExit": True,
+            "ExecStart": '/bin/sh -c "cp $CREDENTIALS_DIRECTORY/token /root/credtest.token"',
+        }
+        (units / "credtest.service").write_text(render_service("credtest", credtest, str))
+        (units / "multi-user.target.wants").mkdir(exist_ok=True)
+        (units / "multi-user.target.wants/credtest.service").symlink_to("../credtest.service")
         # The module's drop-in on systemd-sysusers, with NixOS's own parts of it.
         sysusers = r["services"]["systemd-sysusers"]["serviceConfig"]
         drop = units / "systemd-sysusers.service.d"
@@ -135,6 +149,10 @@ def test_first_boot_of_the_nixos_units(booted: NspawnHost) -> None:
     for where in ("/run/aux-secrets-for-users.d", "/run/aux-secrets.d"):
         fs = machine.run(["findmnt", "-n", "-o", "FSTYPE", "--mountpoint", where]).stdout
         assert fs.split() == ["ramfs"], where
+    # credential.units before the first delivery: started, with a credential that is
+    # empty once its newline is stripped
+    assert _show(machine, "credtest.service", "Result") == "success", machine.journal()
+    assert machine.path("/root/credtest.token").read_bytes() == b"\n"
     shadow = machine.run(["getent", "shadow", USER]).stdout
     assert shadow.split(":")[1] == "!", shadow  # created locked, not failed
 

@@ -187,8 +187,9 @@ def test_credentials_reach_their_units(tmp_path: Path) -> None:
     assert restic["serviceConfig"]["LoadCredentialEncrypted"] == [
         "restic-password:/var/lib/aux-secrets/credentials/restic-password.cred"
     ]
-    # Before the first delivery the sealed file is missing: an empty default, not a failure.
-    assert restic["serviceConfig"]["SetCredential"] == ["restic-password:"]
+    # Before the first delivery the sealed file is missing: a default, not a failure
+    # (one newline, written as \n: empty once stripped; an empty value fails on systemd 252)
+    assert restic["serviceConfig"]["SetCredential"] == ["restic-password:\\n"]
     assert restic["unitConfig"]["RequiresMountsFor"] == ["/var/lib/aux-secrets"]
     networkd = r["services"]["systemd-networkd"]["serviceConfig"]["LoadCredentialEncrypted"]
     assert networkd == ["wireguard-wg0:/var/lib/aux-secrets/credentials/wireguard-wg0.cred"]

@@ -129,9 +129,12 @@ let
   };
 
   # LoadCredentialEncrypted= for the services of `credential.units`. Before the first
-  # delivery the sealed file does not exist; the empty SetCredential= is then used instead
+  # delivery the sealed file does not exist; SetCredential= is then used instead
   # (systemd.exec: "the latter will act as default"), so the service still starts (a
   # systemd-networkd that does not start would also cut the way to provision the host).
+  # Its value is one newline: empty once a trailing newline is stripped, so no consumer
+  # takes it for a password or a key (a truly empty SetCredential= in a unit file fails
+  # the service on systemd 252, tests/test_nix_boot.py).
   credentialSecrets = lib.filter (s: s.credential != null) (lib.attrValues manifest.secrets);
   credentialUnits = lib.mkMerge (
     lib.concatMap (
@@ -141,7 +144,7 @@ let
           serviceConfig.LoadCredentialEncrypted = [
             "${s.credential.name}:${settings.storeDir}/credentials/${s.credential.name}.cred"
           ];
-          serviceConfig.SetCredential = [ "${s.credential.name}:" ];
+          serviceConfig.SetCredential = [ "${s.credential.name}:\\n" ];
           unitConfig.RequiresMountsFor = [ settings.storeDir ];
         };
       }) s.credential.units
