@@ -42,6 +42,7 @@ _SSH_OPTION = re.compile(r"^[A-Za-z][A-Za-z0-9]*[ =].+$")
 
 _FIELDS: dict[str, type | tuple[type, ...]] = {
     "version": int,
+    "host": str,
     "recipient": str,
     "target": str,
     "ssh_options": list,
@@ -202,6 +203,19 @@ class HostDir:
     def all(self) -> list[Host]:
         return [self.read(name) for name in self.names()]
 
+    def sharing_recipient(self, host: Host) -> list[str]:
+        """Other hosts whose bundles go to the same key (each could open the other's)."""
+        others = []
+        for name in self.names():
+            if name == host.name:
+                continue
+            try:
+                if self.read(name).recipient == host.recipient:
+                    others.append(name)
+            except InputError:
+                continue  # a broken file is reported when that host is used
+        return others
+
     def add(self, host: Host, *, replace_existing: bool = False) -> None:
         if host.target is not None:
             check_target(host.target, where=f"host {host.name}")
@@ -262,6 +276,13 @@ def parse_host(name: str, data: bytes, where: str) -> Host:
             raise InputError(f"host file {where}: unknown field {key!r}")
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise InputError(f"host file {where}: field {key!r} has the wrong type")
+    bound = table.get("host")
+    if bound is not None and bound != name:
+        raise InputError(
+            f"host file {where} is the file of host {bound!r}, not {name!r} (copied over "
+            "another host's file?); nothing is encrypted to it",
+            hint=f"restore it from the vault's history, or aux-secrets host add {name} --replace",
+        )
     if "recipient" not in table:
         raise InputError(f"host file {where}: 'recipient' is missing")
     try:
@@ -323,7 +344,11 @@ def check_target(target: str, *, where: str) -> None:
 def encode_host(host: Host) -> bytes:
     import tomli_w
 
-    table: dict[str, object] = {"version": HOSTS_FORMAT_VERSION, "recipient": host.recipient}
+    table: dict[str, object] = {
+        "version": HOSTS_FORMAT_VERSION,
+        "host": host.name,  # binds the file to its name: a copy under another name is refused
+        "recipient": host.recipient,
+    }
     for key in ("target", "remote_root", "remote_manifest", "manifest", "flake", "system"):
         value = getattr(host, key)
         if value is not None:

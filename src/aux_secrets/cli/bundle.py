@@ -32,11 +32,14 @@ def bundle_command(
 ) -> None:
     from aux_secrets.adapters.fs import atomic_write
     from aux_secrets.adapters.hosts import HostDir
+    from aux_secrets.cli.hosts import warn_shared_recipient
     from aux_secrets.workflows import provision
 
     instant = fleet.parse_at(at)
     opened, scheme = common.unlock_vault(vault, password_file, password_command)
-    entry = HostDir(opened.hosts_dir).read(host)
+    hosts = HostDir(opened.hosts_dir)
+    entry = hosts.read(host)
+    warn_shared_recipient(hosts, entry)
     source = provision.manifest_for_host(
         entry, opened.root, manifest=manifest, system=system, flake=flake
     )

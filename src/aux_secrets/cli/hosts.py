@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from aux_secrets.cli import fleet, output
 from aux_secrets.errors import UsageError
+
+if TYPE_CHECKING:
+    from aux_secrets.adapters.hosts import Host, HostDir
 
 host_app = typer.Typer(
     help="Hosts in the vault: their keys and how to reach them.\n\n"
@@ -85,6 +89,17 @@ def host_add(
         host = Host(**{**host.__dict__, "last_serial": old.last_serial, "transport": old.transport})
     hosts.add(host, replace_existing=replace_existing)
     output.info(f"added host {name} ({host.recipient_kind} {host.fingerprint})")
+    warn_shared_recipient(hosts, host)
+
+
+def warn_shared_recipient(hosts: HostDir, host: Host) -> None:
+    """Warn when another host in the vault has the same recipient."""
+    shared = hosts.sharing_recipient(host)
+    if shared:
+        output.warning(
+            f"host {host.name} has the same key as {', '.join(shared)}: each of them can "
+            "open the others' bundles"
+        )
 
 
 @host_app.command(
