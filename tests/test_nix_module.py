@@ -373,7 +373,9 @@ def _flake(lib: Path) -> str:
         '{ stdenv.hostPlatform.system = "x86_64-linux"; '
         'callPackage = f: a: { type = "derivation"; name = "aux-secrets"; '
         'outPath = "/nix/store/11111111111111111111111111111111-aux-secrets"; '
-        'meta.mainProgram = "aux-secrets"; }; }'
+        'meta.mainProgram = "aux-secrets"; }; '
+        # only the current name: the deprecated alias nixfmt-rfc-style is not there
+        'nixfmt = { type = "derivation"; name = "nixfmt"; outPath = "/nix/store/nixfmt"; }; }'
     )
     return (
         f"let lib = import {lib}; flake = import {REPO / 'flake.nix'}; "
@@ -432,9 +434,22 @@ def test_flake_module_uses_the_systems_pkgs(tmp_path: Path) -> None:
     assert r["services"]["aux-secrets-install"]["serviceConfig"]["ExecStart"] == INSTALL
 
 
-def test_flake_formatter_is_not_an_alias() -> None:
-    text = (REPO / "flake.nix").read_text()
-    assert "pkgs.nixfmt)" in text and "nixfmt-rfc-style" not in text
+def test_flake_formatter_is_not_an_alias(tmp_path: Path) -> None:
+    lib = nixpkgs_lib()
+    expr = f'let self = {_flake(lib)}; in self.formatter."x86_64-linux".name'
+    assert nix_eval(expr, tmp_path) == "nixfmt"
+
+
+def test_flake_module_eval_check_evaluates(tmp_path: Path) -> None:
+    """checks.<system>.module-eval: every example through the module gives its golden."""
+    lib = nixpkgs_lib()
+    checks = REPO / "nix" / "tests" / "eval-checks.nix"
+    expr = (
+        f"import {checks} {{ pkgs = {{ lib = import {lib}; "
+        "runCommand = name: attrs: script: attrs.checked; }; }"
+    )
+    names = sorted(p.stem for p in (FIXTURES / "nix").glob("*.nix"))
+    assert nix_eval(expr, tmp_path) == names
 
 
 def test_package_evaluates_with_the_pyrage_fallback(tmp_path: Path) -> None:
