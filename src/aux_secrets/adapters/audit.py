@@ -22,6 +22,7 @@ from aux_secrets.adapters.fs import (
     file_lock,
     fsync_dir,
     read_bounded,
+    remove_stale_temps,
     write_all_and_sync,
 )
 from aux_secrets.core.audit import (
@@ -138,6 +139,7 @@ class AuditLog:
         """Add one entry; returns the new head. Creates the log on first use."""
         self.store_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         with file_lock(self.store_dir / LOCK_NAME, what="audit log lock"):
+            remove_stale_temps(self.store_dir, lambda target: target == HEAD_NAME)
             created = not self.path.exists()
             fd = os.open(
                 self.path,

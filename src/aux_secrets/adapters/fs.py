@@ -6,6 +6,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -73,6 +74,34 @@ def atomic_stream(
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+# mkstemp(prefix=".NAME.", suffix=".tmp"): eight characters from [a-z0-9_] in between.
+_TEMP_RE = re.compile(r"\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp")
+
+
+def remove_stale_temps(directory: Path, targets: Callable[[str], bool]) -> list[str]:
+    """Remove the temp files ``atomic_write`` left in ``directory`` for names ``targets``
+    accepts (a process killed between creating the temp file and renaming it).
+
+    Call it only while holding the lock that serialises every writer of those names:
+    then no temp file of theirs can be in use. Returns the names removed.
+    """
+    removed = []
+    try:
+        entries = os.listdir(directory)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    for name in entries:
+        match = _TEMP_RE.fullmatch(name)
+        if match is None or not targets(match["target"]):
+            continue
+        path = directory / name
+        with contextlib.suppress(FileNotFoundError):
+            if path.is_file() and not path.is_symlink():
+                path.unlink()
+                removed.append(name)
+    return sorted(removed)
 
 
 def write_all_and_sync(fd: int, data: bytes) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aux_secrets.adapters.fs import atomic_write, file_lock, read_bounded
+from aux_secrets.adapters.fs import atomic_write, file_lock, read_bounded, remove_stale_temps
 from aux_secrets.core.nesting import loads_toml
 from aux_secrets.errors import (
     ConflictError,
@@ -242,6 +242,7 @@ class HostDir:
         """
         self.root.mkdir(mode=0o700, exist_ok=True)
         with file_lock(self.root / ".lock", what="hosts lock"):
+            remove_stale_temps(self.root, lambda target: target.endswith(".toml"))
             host = self.read(name)
             if host.last_serial > now_seconds + MAX_SERIAL_AHEAD:
                 raise InputError(

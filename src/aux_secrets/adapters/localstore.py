@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from aux_secrets.adapters import bundle_age
 from aux_secrets.adapters.audit import AuditLog
-from aux_secrets.adapters.fs import atomic_write, file_lock, read_bounded
+from aux_secrets.adapters.fs import atomic_write, file_lock, read_bounded, remove_stale_temps
 from aux_secrets.adapters.systemd_creds import SystemdCreds
 from aux_secrets.core.audit import AuditEvent
 from aux_secrets.core.bundle import BundlePayload, BundleSecret, decode_payload, format_instant
@@ -331,6 +331,7 @@ class LocalStore:
         payload_bytes = envelope.payload
         self._ensure_dir()
         with file_lock(self.store_dir / LOCK_NAME, what="local store lock"):
+            self._remove_stale_temps()
             old = self.active_meta()
             replaced: bytes | None = None
             recorded = old.signer if old is not None else None
@@ -432,6 +433,17 @@ class LocalStore:
             )
         return payload.created  # from now on, nothing made before this one
 
+    def _remove_stale_temps(self) -> None:
+        """Temp files of writes a kill interrupted (under the store lock, which every
+        writer of these names holds)."""
+        remove_stale_temps(
+            self.store_dir, lambda target: target == META_NAME or target.startswith("store-")
+        )
+        remove_stale_temps(
+            self.credentials_dir,
+            lambda target: target == INDEX_NAME or target.endswith(".cred"),
+        )
+
     def _remove_stale_blobs(self, keep: str) -> None:
         for path in self.store_dir.glob("store-*"):
             if path.name != keep and path.suffix in (".bin", ".age"):
@@ -512,6 +524,7 @@ class LocalStore:
         what changed; returns the files written. The installer calls this."""
         self._ensure_dir()
         with file_lock(self.store_dir / LOCK_NAME, what="local store lock"):
+            self._remove_stale_temps()
             active = self.active_meta()
             if active is not None and active.bundle_id != payload.bundle_id:
                 # An activate came in since ``payload`` was read: sealing its values now

@@ -21,6 +21,7 @@ from aux_secrets.adapters.fs import (
     file_lock,
     fsync_dir,
     read_bounded,
+    remove_stale_temps,
     write_all_and_sync,
 )
 from aux_secrets.core import storefile as sf
@@ -241,6 +242,8 @@ class StoreDir:
         path = self.path_for(name)
         self._refuse_links(path.parent, name)
         self._make_dirs(path.parent)
+        # Writers hold the store lock: a temp file here is one a killed write left.
+        remove_stale_temps(path.parent, lambda target: target.endswith(sf.SUFFIX))
         try:
             atomic_write(path, data, mode=0o600, exclusive=exclusive)
         except ConflictError:

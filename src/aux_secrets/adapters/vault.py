@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aux_secrets.adapters.fs import atomic_write, file_lock, read_bounded
+from aux_secrets.adapters.fs import atomic_write, file_lock, read_bounded, remove_stale_temps
 from aux_secrets.core.auxv1 import Argon2Params
 from aux_secrets.core.nesting import loads_toml
 from aux_secrets.errors import (
@@ -325,6 +325,7 @@ class Vault:
             raise InputError("the new master password is empty")
         assert self.seed_file is not None
         with file_lock(self.root / LOCK_FILE, what="vault lock"):
+            self._remove_stale_temps()
             old_blob = self.read_seed_file()
             seed = self.unlock_seed(old_password)
             keep = parse_header(old_blob).params
@@ -340,6 +341,12 @@ class Vault:
                 self._data = data
                 self.seed_params = new_params
 
+    def _remove_stale_temps(self) -> None:
+        """Temp files of a vault.toml or seed file write a kill interrupted (under the
+        vault lock, which their writers hold)."""
+        seed = self.seed_file.name if self.seed_file is not None else None
+        remove_stale_temps(self.root, lambda target: target in (VAULT_FILE, seed))
+
     # -- tables other parts own ---------------------------------------------------
     def section(self, name: str) -> dict[str, object]:
         """A top-level table of vault.toml another part keeps (``store``, ``hosts``...)."""
@@ -353,6 +360,7 @@ class Vault:
         """Replace one table of vault.toml atomically, keeping everything else."""
         _check_section_name(name)
         with file_lock(self.root / LOCK_FILE, what="vault lock"):
+            self._remove_stale_temps()
             path = self.toml_path
             data = parse_vault_toml(read_bounded(path, MAX_VAULT_TOML, what="vault file"), path)
             self._from_data(self.root, data, path)

@@ -124,6 +124,36 @@ def link_at(dir_fd: int, name: str) -> str | None:
     return os.readlink(name, dir_fd=dir_fd)
 
 
+def _link_temp_names(names: list[str], link_name: str) -> list[str]:
+    prefix, suffix = f".{link_name}.", ".tmp"
+    return [
+        n
+        for n in names
+        if n.startswith(prefix) and n.endswith(suffix) and n[len(prefix) : -len(suffix)].isdigit()
+    ]
+
+
+def remove_link_temps(directory: Path, link_name: str) -> None:
+    """Remove the temporary symlinks ``.LINK.PID.tmp`` a killed install left beside
+    ``link_name`` (only symlinks: the installer makes no other file of that name).
+    Call under the install lock."""
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        for name in _link_temp_names(os.listdir(directory), link_name):
+            st = lstat_or_none(directory / name)
+            if st is not None and stat.S_ISLNK(st.st_mode):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(directory / name)
+
+
+def remove_link_temps_at(dir_fd: int, link_name: str) -> None:
+    """``remove_link_temps`` in the directory ``dir_fd``."""
+    for stale in _link_temp_names(os.listdir(dir_fd), link_name):
+        st = entry_at(dir_fd, stale)
+        if st is not None and stat.S_ISLNK(st.st_mode):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(stale, dir_fd=dir_fd)
+
+
 def replace_symlink_at(dir_fd: int, name: str, target: str) -> None:
     """Point ``name`` in ``dir_fd`` at ``target`` with one rename (never follows)."""
     tmp = f".{name}.{os.getpid()}.tmp"

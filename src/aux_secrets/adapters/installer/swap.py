@@ -98,6 +98,7 @@ def _place_link(root: Path, path: str, want: str) -> None:
     parent, name = path.rsplit("/", 1)
     fd = safepath.walk(root, parent, create=True)
     try:
+        safepath.remove_link_temps_at(fd, name)  # left by a killed run (we hold the lock)
         st = safepath.entry_at(fd, name)
         if st is not None and not stat.S_ISLNK(st.st_mode):
             raise safepath.UnsafePlace(

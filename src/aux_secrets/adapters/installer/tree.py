@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from aux_secrets.adapters.fs import file_lock
+from aux_secrets.adapters.fs import file_lock, remove_stale_temps
 from aux_secrets.adapters.installer import generation, restarts, safepath, swap
 from aux_secrets.adapters.installer.layout import (
     DIR_MODE,
@@ -188,6 +188,8 @@ def install_tree(
     _make_generations_dir(root, tree, gid)
     with file_lock(gens / LOCK_NAME, what="install lock"):
         generation.clean_leftovers(gens)
+        remove_stale_temps(gens, lambda target: target == restarts.PENDING_NAME)
+        safepath.remove_link_temps(link.parent, link.name)
         previous, plan = _plan(root, tree, files, locations)
         if (
             previous is not None
