@@ -60,6 +60,39 @@ def host_layers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Path]
     shutil.rmtree(work, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def vm_image(
+    host_layers: list[Path], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Path, Path]:
+    """The session's VM disk image (cached root + this checkout), kernel and initrd."""
+    why = support.vm_missing()
+    if why is not None:
+        if os.environ.get("AUX_SECRETS_HOST_VM") == "skip":
+            pytest.skip(f"VM tests skipped: {why}")
+        support.skip_or_fail(why)
+    from tests.host.vm import build_image
+
+    started = time.monotonic()
+    image = build_image(host_layers, Path(tmp_path_factory.mktemp("vm-image")))
+    print(f"\nhost suite: VM image {time.monotonic() - started:.1f}s")
+    return image
+
+
+@pytest.fixture
+def vm(vm_image: tuple[Path, Path, Path], tmp_path: Path) -> Iterator[Host]:
+    """A fresh qemu VM with a software TPM 2.0, booted, nothing provisioned."""
+    from tests.host.cache import cache_dir
+    from tests.host.vm import VmHost
+
+    machine = VmHost(vm_image, tmp_path / "vm", cache_dir() / "id_ed25519")
+    try:
+        seconds = machine.boot()
+        print(f"VM boot {seconds:.1f}s")
+        yield Host(machine, cache_dir() / "id_ed25519", tmp_path)
+    finally:
+        machine.stop()
+
+
 @pytest.fixture
 def host(host_layers: list[Path], tmp_path: Path) -> Iterator[Host]:
     """A fresh, booted nspawn host with this checkout installed and nothing provisioned."""
@@ -69,7 +102,8 @@ def host(host_layers: list[Path], tmp_path: Path) -> Iterator[Host]:
     name = f"auxh{os.getpid()}x{next(_names)}"
     machine = NspawnHost(host_layers, tmp_path / "host", name)
     try:
-        machine.boot()
+        seconds = machine.boot()
+        print(f"nspawn boot {seconds:.2f}s")
         yield Host(machine, cache_dir() / "id_ed25519", tmp_path)
     finally:
         machine.stop()

@@ -200,6 +200,15 @@ class NspawnHost:
                     pids.update(int(x) for x in procs.read_text().split())
         return pids
 
+    def stop_for_bench(self) -> None:
+        """Power off and wait, keeping the overlay mounted for the next boot."""
+        if self.process is not None and self.process.poll() is None and self.leader:
+            self.run(["systemctl", "poweroff"], check=False, timeout=15)
+            if self.wait_exit() is None:
+                self.kill()
+        self.process = None
+        self.leader = 0
+
     def stop(self) -> None:
         """Power off (bounded), then kill what is left, remove the cgroups, unmount."""
         if self.process is not None and self.process.poll() is None and self.leader:

@@ -73,3 +73,18 @@ def skip_or_fail(reason: str) -> None:
     if mode() == "require":
         pytest.fail(f"host suite required but {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+def report() -> int:
+    """One line per part of the host suite: runs, or skipped and why (for .ci/run).
+
+    Exit 0 when the nspawn part can run (the VM part may still be skipped), 1 otherwise.
+    """
+    nspawn, vm = nspawn_missing(), vm_missing()
+    print(f"host suite: nspawn tests: {'run' if nspawn is None else 'skipped: ' + nspawn}")
+    print(f"host suite: VM tests (qemu + swtpm): {'run' if vm is None else 'skipped: ' + vm}")
+    return 0 if nspawn is None else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(report())
