@@ -78,7 +78,11 @@ def test_host_round_trip_and_serial(tmp_path: Path) -> None:
     # The clock went backwards (or two runs in one second): the serial still grows.
     assert hosts.next_serial("web1", 500) == 1001
     assert hosts.next_serial("web1", 1001) == 1002
-    assert hosts.read("web1").last_serial == 1002
+    # Kept out of the tracked host file (hosts/.serials/, ignored by git).
+    assert hosts.read("web1").last_serial == 0
+    assert hosts.last_serial("web1") == 1002
+    assert hosts.serial_path("web1").read_text() == "1002\n"
+    assert (tmp_path / "hosts/.serials/.gitignore").read_text().splitlines()[-1] == "*"
     hosts.remove("web1")
     assert hosts.names() == []
     with pytest.raises(NotFoundError):

@@ -249,7 +249,9 @@ def test_stored_token_and_its_retired_value_reach_the_host(tmp_path: Path, sshd:
     for command, value in (("add", b"token-one"), ("set", b"token-two")):
         stored = cli("store", command, "github/token", "--no-commit", *vault.args(), input=value)
         assert stored.returncode == 0, stored.stderr
-    extra = {"github/token": {"source": {"store": "github/token"}, "restartUnits": ["ci.service"]}}
+    # The retired value is delivered because this manifest asks for one (the default: none).
+    source = {"store": "github/token", "retired": 1}
+    extra = {"github/token": {"source": source, "restartUnits": ["ci.service"]}}
     host = make_host_root(tmp_path, "web1", sshd.host_key, extra)
     add_host(vault, host, sshd)
     result = _provision(vault.args(), "--host", "web1")

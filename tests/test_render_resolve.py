@@ -140,13 +140,25 @@ class Stored:
 
 
 def test_store_secret_slots() -> None:
-    m = manifest({"tok": {"source": {"store": "github/token"}}})
+    m = manifest(
+        {
+            "tok": {"source": {"store": "github/token", "retired": 2}},
+            "none": {"source": {"store": "github/token"}},
+            "one": {"source": {"store": "github/token", "retired": 1}},
+        }
+    )
     calls: list[str] = []
 
     def read(name: str) -> Stored:
         calls.append(name)
         return Stored(b"new", (b"old2", b"old1"), (2, 1))
 
+    # Retired store values reach a host only as far as its manifest asks, per secret.
+    none = resolve.resolve_secret(m.secrets["none"], SCHEME, read, AT)
+    assert [(s.role, s.value) for s in none.slots] == [("current", b"new")]
+    one = resolve.resolve_secret(m.secrets["one"], SCHEME, read, AT)
+    assert [(s.role, s.value) for s in one.slots] == [("current", b"new"), ("retired", b"old2")]
+    calls.clear()
     secret = resolve.resolve_secret(m.secrets["tok"], SCHEME, read, AT)
     assert calls == ["github/token"]
     assert [(s.role, s.label, s.value) for s in secret.slots] == [

@@ -115,7 +115,8 @@ class Demo:
                     "restartUnits": ["postgresql.service"],
                 },
                 "github-token": {
-                    "source": {"store": "github/deploy-token"},
+                    # One retired value too, so the runner can roll over without downtime.
+                    "source": {"store": "github/deploy-token", "retired": 1},
                     **owned,
                     "format": "env",
                     "envName": "GITHUB_TOKEN",

@@ -81,3 +81,23 @@ def _check(result: subprocess.CompletedProcess[bytes], what: str) -> None:
         lines = result.stderr.decode("utf-8", "replace").strip().splitlines()
         detail = lines[0] if lines else f"exit status {result.returncode}"
         raise ExternalError(f"{what} failed: {detail}")
+
+
+def behind_upstream(root: Path) -> tuple[int, str] | None:
+    """(commits, upstream name) when the vault's branch is behind its upstream as last
+    fetched (no network: ``git fetch`` is the operator's); None when it is not, when it
+    has no upstream, or when the vault is not a git repository."""
+    if not is_repository(root):
+        return None
+    upstream = _git(root, "rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{upstream}")
+    if upstream.returncode != 0:
+        return None
+    count = _git(root, "rev-list", "--count", "HEAD..@{upstream}")
+    if count.returncode != 0:
+        return None
+    try:
+        behind = int(count.stdout.strip())
+    except ValueError:
+        return None
+    name = upstream.stdout.decode("utf-8", "replace").strip()
+    return (behind, name) if behind > 0 else None

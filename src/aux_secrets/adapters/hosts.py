@@ -14,7 +14,7 @@ import hashlib
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +31,7 @@ from aux_secrets.errors import (
 if TYPE_CHECKING:
     from aux_secrets.core.transport import Transport
 
+SERIALS_DIR = ".serials"
 # How far beyond the clock a recorded serial may be (many bundles in one second push
 # it ahead; years ahead means a changed file).
 MAX_SERIAL_AHEAD = 366 * 24 * 3600
@@ -234,8 +235,32 @@ class HostDir:
             raise NotFoundError(f"host {name} is not in the vault ({path} does not exist)")
         path.unlink()
 
+    def serial_path(self, name: str) -> Path:
+        """Where the last serial made for ``name`` is kept: ``hosts/.serials/NAME``, out of
+        git (a ``.gitignore`` of ``*``), so provisioning never dirties the tracked
+        ``hosts/NAME.toml`` and two operators never conflict over it."""
+        check_host_name(name)
+        return self.root / SERIALS_DIR / name
+
+    def last_serial(self, name: str) -> int:
+        """The last serial recorded for ``name``: the untracked record, or the host file's
+        ``last_serial`` (written before the record existed), whichever is larger."""
+        host = self.read(name)
+        path = self.serial_path(name)
+        recorded = 0
+        if path.is_file():
+            text = read_bounded(path, 64, what="serial record").decode("ascii", "replace")
+            if not re.fullmatch(r"[0-9]{1,19}\n?", text):
+                raise InputError(
+                    f"serial record {path} is not a whole number",
+                    hint=f"delete it: the next serial of {name} then comes from the clock",
+                )
+            recorded = int(text)
+        return max(recorded, host.last_serial)
+
     def next_serial(self, name: str, now_seconds: int) -> int:
-        """Reserve a bundle serial for ``name`` that only grows: max(now, last + 1), recorded.
+        """Reserve a bundle serial for ``name`` that only grows: max(now, last + 1), recorded
+        in ``serial_path`` (never in the tracked host file).
 
         A recorded serial more than MAX_SERIAL_AHEAD beyond the clock is refused: a host
         that accepted such a bundle could never take a normal one again.
@@ -243,17 +268,23 @@ class HostDir:
         self.root.mkdir(mode=0o700, exist_ok=True)
         with file_lock(self.root / ".lock", what="hosts lock"):
             remove_stale_temps(self.root, lambda target: target.endswith(".toml"))
-            host = self.read(name)
-            if host.last_serial > now_seconds + MAX_SERIAL_AHEAD:
+            last = self.last_serial(name)
+            if last > now_seconds + MAX_SERIAL_AHEAD:
                 raise InputError(
-                    f"host file {self.path(name)}: last_serial {host.last_serial} is far "
-                    f"beyond the clock ({now_seconds}); the file was changed or the clock "
-                    "is wrong",
-                    hint=f"set last_serial in {self.path(name)} to a value near the clock; "
-                    "a host that already took a far-future serial: see activate --reset-serial",
+                    f"the last serial of host {name} ({last}, {self.serial_path(name)} or "
+                    f"{self.path(name)}) is far beyond the clock ({now_seconds}); a record "
+                    "was changed or the clock is wrong",
+                    hint=f"set it near the clock in {self.serial_path(name)} (and drop "
+                    f"last_serial from {self.path(name)}); a host that already took a "
+                    "far-future serial: see activate --reset-serial",
                 )
-            serial = max(now_seconds, host.last_serial + 1)
-            atomic_write(self.path(name), encode_host(replace(host, last_serial=serial)))
+            serial = max(now_seconds, last + 1)
+            directory = self.root / SERIALS_DIR
+            directory.mkdir(mode=0o700, exist_ok=True)
+            ignore = directory / ".gitignore"
+            if not ignore.exists():
+                atomic_write(ignore, b"# per-machine bundle serials, never committed\n*\n")
+            atomic_write(self.serial_path(name), f"{serial}\n".encode(), mode=0o600)
         return serial
 
 

@@ -54,6 +54,7 @@ from aux_secrets.core.localstore import (
     open_blob,
     parse_blob,
     seal_blob,
+    version_downgrades,
 )
 from aux_secrets.errors import AuxError, ConflictError, InputError, NotFoundError, PolicyError
 
@@ -267,6 +268,7 @@ class LocalStore:
         now: datetime | None = None,
         trust_new_signer: bool = False,
         reset_serial: bool = False,
+        allow_downgrade: bool = False,
     ) -> ActivateResult:
         """Open ``bundle`` with the host key, verify its signature and signer (pinned in
         settings.bundleSigners, else the one recorded by the first bundle), refuse another
@@ -274,7 +276,8 @@ class LocalStore:
         changes on any refusal. ``trust_new_signer`` replaces a recorded signer.
         ``reset_serial`` accepts a serial not above the active one, but only for a bundle
         made later (``created``) than the active one: the way back from a serial pushed
-        far ahead, never a replay of an older bundle."""
+        far ahead, never a replay of an older bundle. A bundle that would take a store
+        secret back to an older store version is refused unless ``allow_downgrade``."""
         at = now or datetime.now(UTC).replace(microsecond=0)
         envelope = open_envelope(bundle_age.open_bundle(bundle, self.host_key_paths()))
         payload = decode_payload(envelope.payload)
@@ -289,10 +292,26 @@ class LocalStore:
             carried = payload.manifest
             store = self.for_settings(carried.settings, what="the manifest the bundle carries")
             return store._commit(
-                envelope, payload, bundle, host, carried, at, trust_new_signer, reset_serial
+                envelope,
+                payload,
+                bundle,
+                host,
+                carried,
+                at,
+                trust_new_signer,
+                reset_serial,
+                allow_downgrade=allow_downgrade,
             )
         return self._commit(
-            envelope, payload, bundle, host, manifest, at, trust_new_signer, reset_serial
+            envelope,
+            payload,
+            bundle,
+            host,
+            manifest,
+            at,
+            trust_new_signer,
+            reset_serial,
+            allow_downgrade=allow_downgrade,
         )
 
     def for_settings(self, settings: Settings, *, what: str) -> LocalStore:
@@ -317,6 +336,8 @@ class LocalStore:
         at: datetime,
         trust_new_signer: bool,
         reset_serial: bool = False,
+        *,
+        allow_downgrade: bool = False,
     ) -> ActivateResult:
         pinned = [
             parse_signer(text, f"settings.bundleSigners[{index}]")
@@ -347,6 +368,18 @@ class LocalStore:
                     )
                 replaced = recorded
             floor = self._check_serial(old, payload, host, reset_serial)
+            downgrades = version_downgrades(old, payload) if old is not None else []
+            if downgrades and not allow_downgrade:
+                name, held, offered = downgrades[0]
+                more = f" (and {len(downgrades) - 1} more)" if len(downgrades) > 1 else ""
+                raise ConflictError(
+                    f"the bundle would take store secret {name} back from version {held} "
+                    f"to version {offered}{more}: refusing an older store value (the vault "
+                    "that made it is behind)",
+                    hint="pull the vault (git pull) and provision again; to go back on "
+                    "purpose: aux-secrets provision --allow-downgrade (or activate "
+                    "--allow-downgrade)",
+                )
             wanted, sealed = self._plan_credentials(payload, manifest, at)
             blob_name, blob = self._seal(payload, payload_bytes, bundle)
             meta = meta_for(

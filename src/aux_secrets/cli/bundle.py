@@ -37,6 +37,7 @@ def bundle_command(
 
     instant = fleet.parse_at(at)
     opened, scheme = common.unlock_vault(vault, password_file, password_command)
+    common.warn_if_behind(opened.root)
     hosts = HostDir(opened.hosts_dir)
     entry = hosts.read(host)
     warn_shared_recipient(hosts, entry)

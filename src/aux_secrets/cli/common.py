@@ -106,3 +106,18 @@ def unlock_vault(
         except AuxError as exc:
             output.warning(f"unlocking without the agent: {exc.message}")
     return found, found.unlock(password)
+
+
+def warn_if_behind(root: Path) -> None:
+    """Warn when the vault is behind its git upstream: its store values may be older than
+    what hosts already hold (they refuse to go back), or a revoked value may come back."""
+    from aux_secrets.adapters.git import behind_upstream
+
+    behind = behind_upstream(root)
+    if behind is not None:
+        count, upstream = behind
+        output.warning(
+            f"the vault is {count} commit{'s' if count != 1 else ''} behind {upstream} "
+            "(as last fetched): its store values may be older than the hosts' (they refuse "
+            "to go back); pull it first (git -C VAULT pull)"
+        )

@@ -112,14 +112,15 @@ def host_list(
 ) -> None:
     from aux_secrets.core.transport import transport_table
 
-    hosts = fleet.host_dir(vault).all()
+    directory = fleet.host_dir(vault)
+    hosts = directory.all()
     if as_json:
         doc = {
             h.name: {
                 "recipient": h.recipient,
                 "fingerprint": h.fingerprint,
                 "target": h.target,
-                "lastSerial": h.last_serial,
+                "lastSerial": directory.last_serial(h.name),
             }
             | ({"transport": transport_table(h.transport)} if h.transport else {})
             for h in hosts

@@ -75,13 +75,20 @@ def activate(
         help="Accept a serial not above the active one, for a signed bundle made after the "
         "active one (the way back when the active serial was pushed far ahead).",
     ),
+    allow_downgrade: bool = typer.Option(
+        False,
+        "--allow-downgrade",
+        help="Accept store secrets at an older store version than the active ones "
+        "(going back on purpose; by default such a bundle is refused).",
+    ),
 ) -> None:
     """Open a bundle with the host key, check its signature, seal it into the local store.
 
     Refuses a bundle that is unsigned or whose signature does not verify, one signed by a
     key not in settings.bundleSigners (or, with none pinned, not the signer recorded from
     the first bundle), one made for another host, and one whose serial is not newer than
-    the active one (replay), changing nothing. Example:
+    the active one (replay), and one that would take a store secret back to an older
+    store version (a vault clone that is behind), changing nothing. Example:
 
     \b
         aux-secrets activate --bundle /tmp/web1.age
@@ -119,6 +126,7 @@ def activate(
         manifest=parsed,
         trust_new_signer=trust_new_signer,
         reset_serial=reset_serial,
+        allow_downgrade=allow_downgrade,
     )
     meta = result.meta
     signer = signer_fingerprint(result.signer)

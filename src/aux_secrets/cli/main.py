@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "aux_secrets.cli.manifest",
     "aux_secrets.cli.hostside",
     "aux_secrets.cli.status",
+    "aux_secrets.cli.usage",
     "aux_secrets.cli.hosts",
     "aux_secrets.cli.bundle",
     "aux_secrets.cli.provision",

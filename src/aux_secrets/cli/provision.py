@@ -57,13 +57,23 @@ def provision_command(
     root: Path | None = fleet.ROOT_OPT,
     remote_manifest: str | None = fleet.REMOTE_MANIFEST_OPT,
     at: str | None = fleet.AT_OPT,
+    allow_downgrade: bool = typer.Option(
+        False,
+        "--allow-downgrade",
+        help="Let hosts take store secrets at an older store version than they hold "
+        "(going back on purpose; by default they refuse).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
     vault: Path | None = fleet.VAULT_OPT,
     password_file: Path | None = fleet.PASSWORD_FILE_OPT,
     password_command: str | None = fleet.PASSWORD_COMMAND_OPT,
 ) -> None:
+    import dataclasses
+    from datetime import UTC, datetime
+
     from aux_secrets.adapters.hosts import HostDir
     from aux_secrets.workflows import delivery, provision
+    from aux_secrets.workflows.usage import expiry_notes
 
     instant = fleet.parse_at(at)
     opened = common.open_vault(vault)
@@ -77,6 +87,7 @@ def provision_command(
     if not all_hosts:
         hosts.read(names[0])  # an unknown host fails before the password is asked for
     opened, scheme = common.unlock_vault(vault, password_file, password_command)
+    common.warn_if_behind(opened.root)
     publishers = delivery.Publishers()
 
     def job(name: str) -> provision.HostReport:
@@ -96,12 +107,15 @@ def provision_command(
             manifest=manifest,
             system=system,
         )
+        if allow_downgrade:
+            route = dataclasses.replace(route, allow_downgrade=True)
         transport = delivery.choose(
             opened, entry, local=local, target_host=target_host, publish=publish
         )
-        made = provision.make_bundle(
-            opened, scheme, entry, provision.load_manifest(source), at=instant, label=source.label
-        )
+        loaded = provision.load_manifest(source)
+        for secret, note in expiry_notes(opened, loaded, (instant or datetime.now(UTC)).date()):
+            output.warning(f"host {name}: {secret}: {note}")
+        made = provision.make_bundle(opened, scheme, entry, loaded, at=instant, label=source.label)
         return delivery.deliver(opened, transport, made, route, publishers=publishers)
 
     if not all_hosts:

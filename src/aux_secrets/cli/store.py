@@ -102,6 +102,12 @@ def _read_value(
     sf.check_value(name, value)
     if strip_newline:
         value = value[:-2] if value.endswith(b"\r\n") else value.removesuffix(b"\n")
+    elif value.endswith(b"\n") and b"\n" not in value[:-1].rstrip(b"\r"):
+        output.warning(
+            f"the value for {name} ends with a newline (as `echo` adds); it is stored with "
+            "it, and env files refuse it: if it is not part of the "
+            "value, run again with --strip-newline (or pipe it with printf %s)"
+        )
     if not value:
         output.warning(f"the value for {name} is empty")
     return value
@@ -352,7 +358,8 @@ SET_HELP = """Replace a stored secret's value; the previous value is kept as ret
 
 Services that accept a current and a previous token can then roll over without
 downtime (bundles carry retired values). --keep N keeps at most N retired values
-(default 1, 0 drops them). The value is read as for 'store add'. --keep-value
+(default 1, 0 drops them). For a leaked value use 'store revoke' instead: it keeps
+none. The value is read as for 'store add'. --keep-value
 changes only the note or the expiry.
 
 Example:
@@ -611,8 +618,9 @@ def rekey(
 
 def register(app: typer.Typer) -> None:
     store_app = typer.Typer(
-        help="Fixed secrets that cannot be derived (imported tokens): add, get, list, set, rm, "
-        "rename, verify, rekey.\n\nExample: aux-secrets store add github/deploy-token < token.txt",
+        help="Fixed secrets that cannot be derived (imported tokens): add, get, list, set, "
+        "revoke, check, rm, rename, verify, rekey.\n\n"
+        "Example: aux-secrets store add github/deploy-token < token.txt",
         no_args_is_help=True,
         rich_markup_mode=None,
     )
@@ -624,4 +632,8 @@ def register(app: typer.Typer) -> None:
     store_app.command("rename", help=RENAME_HELP)(rename)
     store_app.command("verify", help=VERIFY_HELP)(verify)
     store_app.command("rekey", help=REKEY_HELP)(rekey)
+    from aux_secrets.cli.store_lifecycle import CHECK_HELP, REVOKE_HELP, check, revoke
+
+    store_app.command("revoke", help=REVOKE_HELP)(revoke)
+    store_app.command("check", help=CHECK_HELP)(check)
     app.add_typer(store_app, name="store")

@@ -437,3 +437,46 @@ __all__ = [
     "parse_blob",
     "seal_blob",
 ]
+
+
+_STORE_VERSION_RE = re.compile(r"v([1-9][0-9]{0,8})")
+
+
+def store_version(role: str, label: str, open_window: bool) -> int | None:
+    """The store version a current slot carries (label ``vN``, open window), else None."""
+    match = _STORE_VERSION_RE.fullmatch(label) if role == "current" and open_window else None
+    return int(match.group(1)) if match else None
+
+
+def version_downgrades(old: StoreMeta, payload: BundlePayload) -> list[tuple[str, int, int]]:
+    """(secret, active version, offered version) for every store secret the payload would
+    take back to an older store version than the active store holds (a bundle made from a
+    vault clone that is behind)."""
+    out: list[tuple[str, int, int]] = []
+    for name, secret in sorted(payload.secrets.items()):
+        held = old.secrets.get(name)
+        if held is None:
+            continue
+        new_v = next(
+            (
+                v
+                for s in secret.slots
+                if (v := store_version(s.role, s.label, _open(s.not_before, s.not_after)))
+            ),
+            None,
+        )
+        old_v = next(
+            (
+                v
+                for s in held.slots
+                if (v := store_version(s.role, s.label, _open(s.not_before, s.not_after)))
+            ),
+            None,
+        )
+        if new_v is not None and old_v is not None and new_v < old_v:
+            out.append((name, old_v, new_v))
+    return out
+
+
+def _open(not_before: datetime, not_after: datetime) -> bool:
+    return not_before <= OPEN_NOT_BEFORE and not_after >= OPEN_NOT_AFTER

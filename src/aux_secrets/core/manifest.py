@@ -133,6 +133,9 @@ class DeriveSource:
 @dataclass(frozen=True)
 class StoreSource:
     name: str
+    # How many of the store secret's retired values the host gets (0: none, the default):
+    # an explicit choice per secret, so a replaced (leaked) value is not delivered on.
+    retired: int = 0
 
 
 @dataclass(frozen=True)
@@ -281,7 +284,8 @@ def manifest_to_dict(manifest: Manifest) -> dict[str, Any]:
 
 def _source_dict(source: DeriveSource | StoreSource) -> dict[str, Any]:
     if isinstance(source, StoreSource):
-        return {"store": source.name}
+        # "retired" is written only when not 0, so manifests from before it read the same.
+        return {"store": source.name, **({"retired": source.retired} if source.retired else {})}
     rotation = source.rotation
     return {
         "derive": {

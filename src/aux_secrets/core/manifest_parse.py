@@ -253,14 +253,19 @@ class _Parser:
         return settings
 
     def source(self, value: object, where: tuple[str, ...]) -> DeriveSource | StoreSource:
-        raw = self.table(value, where, ("derive", "store"))
-        if len(raw) != 1:
+        raw = self.table(value, where, ("derive", "store", "retired"))
+        if len(set(raw) & {"derive", "store"}) != 1:
             raise self.fail(where, "needs exactly one of derive or store")
+        if "retired" in raw and "store" not in raw:
+            raise self.fail((*where, "retired"), "is for store secrets (derived: rotation.retired)")
         if "store" in raw:
             name = self.pattern(raw["store"], (*where, "store"), NAME_RE, "a store secret name")
             if ".." in name.split("/"):
                 raise self.fail((*where, "store"), "must not contain '..'")
-            return StoreSource(name=name)
+            retired = raw.get("retired", 0)
+            if isinstance(retired, bool) or not isinstance(retired, int) or not 0 <= retired <= 8:
+                raise self.fail((*where, "retired"), "expected a whole number from 0 to 8")
+            return StoreSource(name=name, retired=retired)
         return self.derive(raw["derive"], (*where, "derive"))
 
     def derive(self, value: object, where: tuple[str, ...]) -> DeriveSource:

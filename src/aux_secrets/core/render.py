@@ -146,6 +146,13 @@ def yaml_string(text: str) -> str:
 
 def yaml_single_body(text: str, name: str, field: str) -> str:
     """The inside of a YAML single-quoted scalar: ``'`` doubled; no escapes exist there."""
+    if trailing_newline(text):
+        raise InputError(
+            f"{_where(name, field)} ends with a newline (as `echo` adds), which a "
+            "single-quoted YAML scalar cannot hold",
+            hint="store the value without it: aux-secrets store set NAME --strip-newline "
+            "(or pipe it with printf %s)",
+        )
     for ch in text:
         if ch != "'" and not _yaml_printable(ord(ch)) and ch != "\t":
             raise InputError(
@@ -209,8 +216,22 @@ def toml_array(items: list[str]) -> str:
 # --------------------------------------------------------------------------- env files
 
 
+def trailing_newline(text: str) -> bool:
+    """A value whose only line break is one at the end: most often ``echo``'s, stored by
+    mistake."""
+    body = text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else None
+    return body is not None and "\n" not in body and "\r" not in body
+
+
 def env_check(text: str, name: str, field: str) -> None:
     """Env files are line-based text: no NUL, line breaks or other control characters."""
+    if trailing_newline(text):
+        raise InputError(
+            f"{_where(name, field)} ends with a newline (as `echo` adds), which an "
+            "environment file cannot hold",
+            hint="store the value without it: aux-secrets store set NAME --strip-newline "
+            "(or pipe it with printf %s)",
+        )
     for ch in text:
         code = ord(ch)
         if (code < 0x20 and ch != "\t") or code == 0x7F:

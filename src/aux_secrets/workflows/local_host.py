@@ -27,7 +27,7 @@ class LocalRun:
 
 
 def activate_and_install(
-    bundle: bytes, *, root: str | None, manifest: str | None
+    bundle: bytes, *, root: str | None, manifest: str | None, allow_downgrade: bool = False
 ) -> LocalRun | None:
     """Activate ``bundle`` into the local store under ``root`` and install from it, as
     ``aux-secrets activate --bundle - && aux-secrets install`` would. None, having done
@@ -50,7 +50,7 @@ def activate_and_install(
     if parsed is None:
         return None
     store = open_store(parsed, root_dir)
-    result = store.activate(bundle, parsed.host, manifest=parsed)
+    result = store.activate(bundle, parsed.host, manifest=parsed, allow_downgrade=allow_downgrade)
     assert result.payload is not None
     now = datetime.now(UTC)
     report = install(

@@ -220,6 +220,7 @@ class Route:
     root: str | None = None
     manifest: str | None = None  # manifest path as the host sees it (None: the host's default)
     host_name: str | None = None  # passed to activate as --host (a host with no manifest yet)
+    allow_downgrade: bool = False  # activate --allow-downgrade: older store versions on purpose
 
     @classmethod
     def for_host(
@@ -274,6 +275,8 @@ def host_commands(route: Route, steps: Sequence[str]) -> list[list[str]]:
     for step in steps:
         if step == "activate":
             named = ["--host", route.host_name] if route.host_name else []
+            if route.allow_downgrade:
+                named.append("--allow-downgrade")
             out.append([*base, "activate", "--bundle", "-", "--json", *named, *common])
         elif step == "install":
             out.append([*base, "install", "--json", *common])
@@ -452,7 +455,12 @@ def _deliver_here(bundle: Bundle, route: Route) -> HostReport | None:
     from aux_secrets.workflows.local_host import activate_and_install
 
     try:
-        run = activate_and_install(bundle.data, root=route.root, manifest=route.manifest)
+        run = activate_and_install(
+            bundle.data,
+            root=route.root,
+            manifest=route.manifest,
+            allow_downgrade=route.allow_downgrade,
+        )
     except AuxError as exc:
         where = f"host {bundle.host} ({route.where})"
         raise ExternalError(f"{where}: {exc.message}", hint=exc.hint) from None

@@ -114,7 +114,10 @@ def _derive_slots(
     return tuple(slots), public
 
 
-def _store_slots(name: str, store_name: str, read: StoreReader | None) -> tuple[ResolvedSlot, ...]:
+def _store_slots(
+    name: str, store_name: str, read: StoreReader | None, retired: int = 0
+) -> tuple[ResolvedSlot, ...]:
+    """The current value and at most ``retired`` (the manifest's choice) retired ones."""
     if read is None:
         raise NotFoundError(
             f"secret {name!r}: needs store secret {store_name!r}, but no store is available"
@@ -123,11 +126,14 @@ def _store_slots(name: str, store_name: str, read: StoreReader | None) -> tuple[
         stored = read(store_name)
     except AuxError as exc:
         raise type(exc)(f"secret {name!r}: {exc.message}", hint=exc.hint) from None
-    slots = [
-        ResolvedSlot("current", "current", "", OPEN_NOT_BEFORE, OPEN_NOT_AFTER, stored.current)
-    ]
+    # The current value is labelled with its store version (``v7``) when the store knows
+    # it, so a host can refuse a bundle that would take the secret back to an older one.
+    meta = getattr(stored, "meta", None)
+    version = getattr(meta, "version", None)
+    label = f"v{version}" if isinstance(version, int) else "current"
+    slots = [ResolvedSlot("current", label, "", OPEN_NOT_BEFORE, OPEN_NOT_AFTER, stored.current)]
     versions: tuple[int, ...] = tuple(getattr(stored, "retired_versions", ()) or ())
-    for k, value in enumerate(stored.retired):
+    for k, value in enumerate(stored.retired[:retired]):
         label = f"v{versions[k]}" if k < len(versions) else f"retired-{k + 1}"
         slots.append(ResolvedSlot("retired", label, "", OPEN_NOT_BEFORE, OPEN_NOT_AFTER, value))
     return tuple(slots)
@@ -143,7 +149,9 @@ def resolve_secret(
     if isinstance(source, DeriveSource):
         slots, public = _derive_slots(spec.name, source, scheme, at)
         return ResolvedSecret(spec.name, slots, public)
-    return ResolvedSecret(spec.name, _store_slots(spec.name, source.name, read_store), None)
+    return ResolvedSecret(
+        spec.name, _store_slots(spec.name, source.name, read_store, source.retired), None
+    )
 
 
 def resolve_manifest(

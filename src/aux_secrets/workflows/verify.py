@@ -130,7 +130,12 @@ def verify_host(
         shown = where or route.where
         raise ExternalError(f"host {host.name} ({shown}): status: {host_error(result)}")
     drifts = compare_fingerprints(expected, parse_status(result.stdout, host.name))
-    return with_freshness(drifts, host_freshness(result.stdout))
+    notes = host_freshness(result.stdout)
+    from aux_secrets.workflows.usage import expiry_notes
+
+    for secret, note in expiry_notes(vault, manifest, at.date()):
+        notes[secret] = f"{notes[secret]}; {note}" if secret in notes else note
+    return with_freshness(drifts, notes)
 
 
 def host_freshness(data: bytes) -> dict[str, str]:
