@@ -15,7 +15,9 @@ reached as a directory; this host's file is SOURCE/HOST.age. The bundle is check
 exactly as a delivered one (host key, signer, host name, serial), then activated
 and installed. A source that is missing, unreachable, stale, replayed, foreign or
 cut short changes nothing: this host keeps what it has, and the error says so.
-Exit 0 also when the source holds nothing newer. Boot never needs it: the local
+Exit 0 also when the source holds nothing newer. --json prints one document
+(result "activated" or "up-to-date", serial, what changed), followed by install's
+when a bundle was taken in. Boot never needs it: the local
 store installs without network. SOURCE defaults to ${ENV_SOURCE} (the
 aux-secrets-pull.timer reads it from /etc/aux-secrets/pull.env).
 
