@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 from pathlib import Path
 
@@ -93,6 +94,10 @@ def test_command_argv_with_placeholders_over_scp(tmp_path: Path, sshd: Sshd) -> 
 def test_command_script_gets_stdin_environment_and_arguments(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Only the variables set here: the suite's own (AUX_SECRETS_NIXPKGS_LIB in the flake's
+    # checks and dev shell) would pass through too.
+    for name in [n for n in os.environ if n.startswith("AUX_SECRETS_")]:
+        monkeypatch.delenv(name)
     monkeypatch.setenv("AUX_SECRETS_PASSWORD_FILE", str(tmp_path / "pw"))
     monkeypatch.setenv("AUX_SECRETS_PASSWORD_COMMAND", "cat pw")
     record = tmp_path / "record"
