@@ -78,3 +78,22 @@ def test_activation_failure_policy(snippet: str, tmp_path: Path) -> None:
         (tmp_path / "calls").unlink()
         assert _run_snippet(text, snippet, tmp_path, 1, "switch") == (0, "")
         assert not (tmp_path / "calls").exists()  # a real switch: nothing to do here
+
+
+def test_units_say_no_bundle_yet_in_the_switch(tmp_path: Path) -> None:
+    """With the units, "no bundle yet" is a success of the unit: the switch prints it."""
+    store = tmp_path / "store"
+    module = from_example(
+        FIXTURES / "nix" / "users.nix",
+        f'systemd.sysusers.enable = true; aux.settings.storeDir = "{store}";',
+    )
+    scripts = evaluate(module, tmp_path, "activationScripts")["activationScripts"]
+    assert "auxSecrets" not in scripts and "auxSecretsForUsers" not in scripts
+    text = scripts["auxSecretsNotice"]
+    code, out = _run_snippet(text, "auxSecretsNotice", tmp_path, 0)
+    assert code == 0
+    assert "aux-secrets: warning: no bundle has been delivered" in out
+    assert "aux-secrets provision --host desk1" in out
+    store.mkdir()
+    (store / "store.json").write_text("{}")
+    assert _run_snippet(text, "auxSecretsNotice", tmp_path, 0) == (0, "")

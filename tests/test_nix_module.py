@@ -105,7 +105,7 @@ def test_install_unit(tmp_path: Path) -> None:
     assert "aux-secrets-install-for-users" not in r["services"]
     # The unit mounts its RAM filesystem itself: no fstab entry (see test_nix_units.py).
     assert r["fileSystems"] == {}
-    assert list(r["activationScripts"]) == ["auxSecretsDryActivate"]
+    assert sorted(r["activationScripts"]) == ["auxSecretsDryActivate", "auxSecretsNotice"]
     # provision, activate and status run the CLI on the host
     assert r["systemPackages"] == ["aux-secrets"]
 

@@ -208,6 +208,15 @@ lib.mkIf (cfg.secrets != { } || cfg.templates != { }) (
       };
     }
 
+    # The install units take "no bundle yet" as success; say it where the switch prints.
+    (lib.mkIf settings.useSystemdActivation {
+      system.activationScripts.auxSecretsNotice = ''
+        if [ ! -e ${lib.escapeShellArg "${settings.storeDir}/store.json"} ]; then
+          echo "aux-secrets: warning: no bundle has been delivered to this host yet, so no secrets are installed; run aux-secrets provision --host ${manifest.host}" >&2
+        fi
+      '';
+    })
+
     (lib.mkIf (settings.useSystemdActivation && hasRegular) {
       systemd.services.aux-secrets-install = lib.recursiveUpdate earlyOneshot {
         description = "Install aux-secrets secrets into ${settings.runtimeDir}";

@@ -155,6 +155,7 @@ in
     "auxSecrets"
     "auxSecretsForUsers"
     "auxSecretsDryActivate"
+    "auxSecretsNotice"
     "users"
   ] config.system.activationScripts;
   mountScript = (config.system.build.auxSecretsMountScript or { text = null; }).text;
