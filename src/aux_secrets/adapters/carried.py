@@ -36,12 +36,13 @@ class Recording:
     """The store as the installer's source, keeping the payload it read (to compare the
     manifest it carries with the host's)."""
 
-    def __init__(self, store: LocalStore) -> None:
+    def __init__(self, store: LocalStore, payload: BundlePayload | None = None) -> None:
         self.store = store
-        self.payload: BundlePayload | None = None
+        self.payload: BundlePayload | None = payload  # already read (a re-seal): no decrypt
 
     def load(self) -> BundlePayload:
-        self.payload = self.store.load()
+        if self.payload is None:
+            self.payload = self.store.load()
         return self.payload
 
 

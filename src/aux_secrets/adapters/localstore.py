@@ -392,6 +392,7 @@ class LocalStore:
                 blob_sha256=hashlib.sha256(blob).hexdigest(),
                 signer=envelope.signer,
                 created_floor=floor,
+                tpm2_pcrs=self.sealed_pcrs(),
             )
             blob_path = self.store_dir / blob_name
             atomic_write(blob_path, blob, mode=0o600)
@@ -476,6 +477,11 @@ class LocalStore:
             self.credentials_dir,
             lambda target: target == INDEX_NAME or target.endswith(".cred"),
         )
+
+    def sealed_pcrs(self) -> str | None:
+        """The PCRs a blob sealed now is bound to (recorded in store.json), or None."""
+        backend, key = self.settings.backend, self.settings.credential_key
+        return self.settings.tpm2.pcrs if backend == "systemd-creds" and "tpm2" in key else None
 
     def _remove_stale_blobs(self, keep: str) -> None:
         for path in self.store_dir.glob("store-*"):

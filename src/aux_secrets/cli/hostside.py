@@ -216,6 +216,7 @@ def install(
     from aux_secrets.adapters.installer import install as run_install
     from aux_secrets.adapters.installer import report_json, report_lines, report_warnings
     from aux_secrets.adapters.localstore import under_root
+    from aux_secrets.adapters.reseal import reseal
     from aux_secrets.adapters.systemctl import ActivationLists, Systemctl
     from aux_secrets.cli import output
     from aux_secrets.core.rotation import parse_instant
@@ -238,6 +239,14 @@ def install(
             f"(nothing activated in {store.store_dir}): nothing installed",
             hint=f"aux-secrets provision --host {parsed.host}",
         )
+    # A settings change that came with this manifest (backend, credentialKey, TPM PCRs):
+    # the store is sealed again in place before anything is installed from it.
+    resealed = None if for_users else reseal(store, parsed.host, dry_run=dry_run)
+    if resealed is not None:
+        output.info(
+            f"{'would re-seal' if dry_run else 're-sealed'} the local store in place "
+            f"({'; '.join(resealed.changes)}); no copy sealed the old way is left"
+        )
     when = parse_instant(at) if at is not None else datetime.now(UTC)
     requester: ActivationLists | Systemctl | None = (
         ActivationLists(root_dir) if activation_lists else Systemctl(parsed.settings.systemctl)
@@ -249,7 +258,8 @@ def install(
         # No previous generation: the activation script at boot. Every file "appears", and
         # the next switch would restart (and so start) every unit listed: ask for none.
         requester = None
-    source = carried.source if carried is not None else Recording(store)
+    preloaded = resealed.payload if resealed is not None else None
+    source = carried.source if carried is not None else Recording(store, preloaded)
     report = run_install(
         parsed,
         source,
@@ -275,6 +285,7 @@ def install(
             "path": None if carried is not None else str(manifest_path(manifest, root_dir)[0]),
             "carried": carried is not None,
         }
+        doc["resealed"] = list(resealed.changes) if resealed is not None else []
         text = json.dumps(doc, indent=2, sort_keys=True) + "\n"
     else:
         text = "\n".join(report_lines(report)) + "\n"

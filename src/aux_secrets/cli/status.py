@@ -138,9 +138,22 @@ def status_report(manifest: Manifest | None, root: Path, at: datetime) -> dict[s
             if live.next_change is not None:
                 upcoming.append(live.next_change)
         secrets[name] = entry
+    from aux_secrets.adapters.reseal import pending, untrusted_signer
+
+    mismatch = pending(store, meta) if meta is not None and manifest is not None else []
+    distrusted = untrusted_signer(store, meta) if meta is not None else None
     return {
         "version": 1,
         "host": manifest.host if manifest is not None else meta.host if meta is not None else None,
+        "sealing": None
+        if meta is None
+        else {
+            "backend": meta.backend,
+            "credentialKey": meta.credential_key,
+            "tpm2Pcrs": meta.tpm2_pcrs,
+        },
+        "sealingMismatch": mismatch,
+        "signerNotPinned": distrusted,
         "time": format_instant(at),
         "clockBehind": clock_is_behind(at, made),
         "backend": meta.backend if meta is not None else settings.backend,
@@ -167,6 +180,17 @@ def warning_lines(report: dict[str, Any]) -> list[str]:
     """The loud lines of a status report: a clock behind, stale values, values running out."""
     lines: list[str] = []
     active = report["active"]
+    if report["sealingMismatch"]:
+        lines.append(
+            "the local store is not sealed as the manifest asks ("
+            + "; ".join(report["sealingMismatch"])
+            + "): the next install re-seals it in place (aux-secrets install)"
+        )
+    if report["signerNotPinned"]:
+        lines.append(
+            f"the active bundle's signer {report['signerNotPinned']} is not in "
+            "settings.bundleSigners: install refuses it; provision from the pinned vault"
+        )
     if report["clockBehind"] and active is not None:
         lines.append(
             f"the clock ({report['time']}) is before the active bundle was made "
@@ -233,6 +257,15 @@ def status(
             f"created {active['created']}, host {active['host']}"
         )
         lines.append(f"signer     {active['signer'] or 'none recorded'}")
+        sealing = report["sealing"]
+        how = sealing["backend"]
+        if sealing["credentialKey"]:
+            how += f", key {sealing['credentialKey']}"
+        if sealing["tpm2Pcrs"]:
+            how += f", PCRs {sealing['tpm2Pcrs']}"
+        if report["sealingMismatch"]:
+            how += " (MISMATCH: " + "; ".join(report["sealingMismatch"]) + ")"
+        lines.append(f"sealed     {how}")
     lines.append(f"generation {report['generation'] or 'none'}")
     lines.append(f"next       {report['nextRotation'] or 'no rotation due'}")
     for name, entry in report["secrets"].items():

@@ -50,7 +50,9 @@ BACKENDS = ("systemd-creds", "age", "plain")
 CREDENTIAL_KEYS = ("host", "tpm2", "host+tpm2")
 METADATA_FORMAT = "aux-secrets-local-store"
 _HEADER = struct.Struct(">8sBBI")
-_BLOB_NAME_RE = re.compile(r"store-[0-9]{1,19}\.(bin|age)")
+# store-SERIAL.bin, or store-SERIAL-N.bin after the N-th re-seal of one bundle in place.
+_BLOB_NAME_RE = re.compile(r"store-[0-9]{1,19}(-[0-9]{1,9})?\.(bin|age)")
+_PCRS_RE = re.compile(r"[0-9A-Za-z+,:=/]{1,256}")
 _HEX64_RE = re.compile(r"[0-9a-f]{64}")
 MAX_KEY_BLOB = 64 * 1024
 
@@ -165,6 +167,9 @@ class StoreMeta:
     signer: bytes | None = None
     # Set by activate --reset-serial: no bundle made before this instant is accepted again.
     created_floor: datetime | None = None
+    # The PCRs a TPM-sealed store key is bound to (credentialKey tpm2 or host+tpm2); None:
+    # not sealed to a TPM, or a store.json from before this was recorded.
+    tpm2_pcrs: str | None = None
 
 
 def meta_for(
@@ -176,6 +181,7 @@ def meta_for(
     blob_sha256: str,
     signer: bytes | None = None,
     created_floor: datetime | None = None,
+    tpm2_pcrs: str | None = None,
 ) -> StoreMeta:
     """Metadata of a payload about to become active (fingerprints under its own key)."""
     secrets = {
@@ -206,6 +212,7 @@ def meta_for(
         secrets=secrets,
         signer=signer,
         created_floor=created_floor,
+        tpm2_pcrs=tpm2_pcrs,
     )
     _validate_meta(meta, "store metadata")
     return meta
@@ -230,6 +237,10 @@ def _validate_meta(meta: StoreMeta, name: str) -> None:
         raise InputError(f"{name}: $.serial: expected a whole number from 1")
     if not isinstance(meta.bundle_id, str) or not BUNDLE_ID_RE.fullmatch(meta.bundle_id):
         raise InputError(f"{name}: $.bundleId: expected 32 lowercase hex digits")
+    if meta.tpm2_pcrs is not None and (
+        not isinstance(meta.tpm2_pcrs, str) or not _PCRS_RE.fullmatch(meta.tpm2_pcrs)
+    ):
+        raise InputError(f"{name}: $.tpm2Pcrs: expected a PCR list such as 7 or 0+7")
     if meta.signer is not None and (not isinstance(meta.signer, bytes) or len(meta.signer) != 32):
         raise InputError(f"{name}: $.signer: expected the base64 of a 32-byte ed25519 key")
     for secret, sm in meta.secrets.items():
@@ -277,6 +288,8 @@ def encode_meta(meta: StoreMeta) -> bytes:
         doc["signer"] = base64.b64encode(meta.signer).decode("ascii")
     if meta.created_floor is not None:  # absent: the serial was never reset
         doc["createdFloor"] = format_instant(meta.created_floor)
+    if meta.tpm2_pcrs is not None:  # absent: not sealed to a TPM (or not recorded)
+        doc["tpm2Pcrs"] = meta.tpm2_pcrs
     return canonical_json(doc) + b"\n"
 
 
@@ -317,11 +330,12 @@ def decode_meta(data: bytes, *, name: str = "store metadata") -> StoreMeta:
     # ``signer`` came with signed bundles; a store.json written before has none.
     # ``createdFloor`` only after activate --reset-serial.
     top = _fields(
-        {"signer": None, "createdFloor": None, **doc},
+        {"signer": None, "createdFloor": None, "tpm2Pcrs": None, **doc},
         f"{name}: $",
         {
             "format", "version", "backend", "credentialKey", "blob", "blobSha256",
             "host", "serial", "created", "bundleId", "secrets", "signer", "createdFloor",
+            "tpm2Pcrs",
         },
     )  # fmt: skip
     secrets_doc = top["secrets"]
@@ -367,6 +381,7 @@ def decode_meta(data: bytes, *, name: str = "store metadata") -> StoreMeta:
         created_floor=None
         if top["createdFloor"] is None
         else parse_instant_strict(top["createdFloor"], f"{name}: $.createdFloor"),
+        tpm2_pcrs=top["tpm2Pcrs"],
     )
     _validate_meta(meta, name)
     return meta
@@ -480,3 +495,28 @@ def version_downgrades(old: StoreMeta, payload: BundlePayload) -> list[tuple[str
 
 def _open(not_before: datetime, not_after: datetime) -> bool:
     return not_before <= OPEN_NOT_BEFORE and not_after >= OPEN_NOT_AFTER
+
+
+def uses_tpm(credential_key: str | None) -> bool:
+    return credential_key is not None and "tpm2" in credential_key
+
+
+def sealing_changes(
+    meta: StoreMeta, *, backend: str, credential_key: str, tpm2_pcrs: str
+) -> list[str]:
+    """How the active store's sealing differs from what the settings ask ("backend plain
+    -> systemd-creds", ...); empty when they agree. A TPM-sealed store whose PCRs were
+    not recorded counts as differing (re-sealing it once is harmless)."""
+    changes: list[str] = []
+    if meta.backend != backend:
+        changes.append(f"backend {meta.backend} -> {backend}")
+    if backend == "systemd-creds":
+        if meta.backend == "systemd-creds" and meta.credential_key != credential_key:
+            changes.append(f"credentialKey {meta.credential_key} -> {credential_key}")
+        elif (
+            uses_tpm(credential_key)
+            and meta.backend == "systemd-creds"
+            and meta.tpm2_pcrs != tpm2_pcrs
+        ):
+            changes.append(f"tpm2.pcrs {meta.tpm2_pcrs or 'unrecorded'} -> {tpm2_pcrs}")
+    return changes
