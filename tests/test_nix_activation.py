@@ -97,3 +97,19 @@ def test_units_say_no_bundle_yet_in_the_switch(tmp_path: Path) -> None:
     store.mkdir()
     (store / "store.json").write_text("{}")
     assert _run_snippet(text, "auxSecretsNotice", tmp_path, 0) == (0, "")
+
+
+def test_tpm2_activation_script_leaves_the_boot_to_the_unit(tmp_path: Path) -> None:
+    module = from_example(FIXTURES / "nix" / "credentials.nix", extra="")
+    text = evaluate(module, tmp_path, "activationScripts")["activationScripts"]["auxSecrets"][
+        "text"
+    ]
+    current = tmp_path / "current-system"
+    text = text.replace("/run/current-system", str(current))
+    assert _run_snippet(text, "auxSecrets", tmp_path, 0) == (0, "")  # boot: nothing
+    assert not (tmp_path / "calls").exists()
+    current.mkdir()  # a switch
+    assert _run_snippet(text, "auxSecrets", tmp_path, 0) == (0, "")
+    assert (tmp_path / "calls").read_text().splitlines() == [
+        f"install --manifest {STORE}aux-secrets-manifest.json --activation-lists"
+    ]

@@ -143,6 +143,25 @@ def test_tpm2_orders_the_install_after_the_tpm(tmp_path: Path) -> None:
     assert unit["after"][-1] == "tpm2.target"
 
 
+def test_tpm2_with_activation_scripts_installs_at_boot_from_the_unit(tmp_path: Path) -> None:
+    """The boot's activation script runs before udev, so before the TPM: the unit installs
+    at boot (after tpm2.target), the activation script at a switch only."""
+    r = evaluate(
+        from_example(FIXTURES / "nix" / "credentials.nix", extra=""),
+        tmp_path,
+        "services",
+        "activationScripts",
+    )
+    unit = r["services"]["aux-secrets-install"]
+    assert unit["wantedBy"] == ["sysinit.target"]
+    assert unit["requiredBy"] == []  # not re-run by a switch: the script does that
+    assert unit["restartIfChanged"] is False
+    assert unit["after"][-1] == "tpm2.target" and unit["wants"] == ["tpm2.target"]
+    text = r["activationScripts"]["auxSecrets"]["text"]
+    assert "if [ -e /run/current-system ]; then" in text
+    assert f"{INSTALL} --activation-lists" in text
+
+
 def test_rotation_timer(tmp_path: Path) -> None:
     r = evaluate(from_example(FIXTURES / "nix" / "talos-hmac.nix"), tmp_path, "services", "timers")
     timer = r["timers"]["aux-secrets-rotate"]

@@ -173,6 +173,7 @@ SCENARIOS = {
     "userborn": ("users.nix", "services.userborn.enable = true;", True),
     "userborn-tpm2-credentials": ("credentials.nix", "services.userborn.enable = true;", True),
     "sysusers-rotation": ("talos-hmac.nix", "systemd.sysusers.enable = true;", False),
+    "activation-scripts-tpm2": ("credentials.nix", "", False),
 }
 
 

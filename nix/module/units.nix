@@ -217,11 +217,15 @@ lib.mkIf (cfg.secrets != { } || cfg.templates != { }) (
       '';
     })
 
-    (lib.mkIf (settings.useSystemdActivation && hasRegular) {
+    # With activation scripts and tpm2.enable the unit installs at boot only (the TPM is
+    # there only once udev has run, long after the boot's activation script); the script
+    # installs at a switch.
+    (lib.mkIf ((settings.useSystemdActivation || settings.tpm2.enable) && hasRegular) {
       systemd.services.aux-secrets-install = lib.recursiveUpdate earlyOneshot {
         description = "Install aux-secrets secrets into ${settings.runtimeDir}";
         wantedBy = [ "sysinit.target" ];
-        requiredBy = [ "sysinit-reactivation.target" ];
+        requiredBy = lib.optional settings.useSystemdActivation "sysinit-reactivation.target";
+        restartIfChanged = settings.useSystemdActivation;
         wants = tpm2Units;
         after = [
           "local-fs.target"
@@ -270,10 +274,21 @@ lib.mkIf (cfg.secrets != { } || cfg.templates != { }) (
 
     (lib.mkIf (!settings.useSystemdActivation) {
       system.activationScripts.auxSecrets = lib.mkIf hasRegular (
-        lib.stringAfter [ "specialfs" "users" "groups" ] ''
-          ${mountCommand settings.generationsDir}
-          ${activationRun "install" (installCommand " --activation-lists")}
-        ''
+        lib.stringAfter [ "specialfs" "users" "groups" ] (
+          if settings.tpm2.enable then
+            ''
+              # At boot aux-secrets-install.service installs, after tpm2.target.
+              if [ -e /run/current-system ]; then
+                ${mountCommand settings.generationsDir}
+                ${activationRun "install" (installCommand " --activation-lists")}
+              fi
+            ''
+          else
+            ''
+              ${mountCommand settings.generationsDir}
+              ${activationRun "install" (installCommand " --activation-lists")}
+            ''
+        )
       );
       system.activationScripts.auxSecretsForUsers = lib.mkIf hasForUsers (
         lib.stringAfter [ "specialfs" ] ''
