@@ -288,6 +288,7 @@ MODULE_ASSERTIONS = [
     ("nixos-init with scripts", 'aux.secrets.a.store = "x"; system.nixos-init.enable = true;', "aux.settings.useSystemdActivation must be true with system.nixos-init.enable"),
     ("store on a late mount", 'aux.secrets.pw = { store = "x"; neededForUsers = true; }; services.userborn.enable = true; fileSystems."/var".device = "/dev/vdb";', 'aux.settings.storeDir (/var/lib/aux-secrets) is on the file system /var, mounted after the users are made'),
     ("tpm2 before users", 'aux.secrets.pw = { store = "x"; neededForUsers = true; }; services.userborn.enable = true; aux.settings.tpm2.enable = true;', "aux.settings.tpm2.enable cannot be used with neededForUsers secrets"),
+    ("tpm2 before users, scripts", 'aux.secrets.pw = { store = "x"; neededForUsers = true; }; aux.settings.tpm2.enable = true;', "aux.settings.tpm2.enable cannot be used with neededForUsers secrets"),
 ]  # fmt: skip
 
 

@@ -188,8 +188,8 @@ lib.mkIf (cfg.secrets != { } || cfg.templates != { }) (
           message = "aux.settings.storeDir (${settings.storeDir}) is on the file system ${(lib.head storeMounts).mountPoint}, mounted after the users are made, but secrets with neededForUsers are installed before that: set fileSystems.\"${(lib.head storeMounts).mountPoint}\".neededForBoot = true, or keep storeDir on /";
         }
         {
-          assertion = !(settings.useSystemdActivation && hasForUsers && settings.tpm2.enable);
-          message = "aux.settings.tpm2.enable cannot be used with neededForUsers secrets when installing from systemd units: the TPM device appears only after udev, which starts after the users are made";
+          assertion = !(hasForUsers && settings.tpm2.enable);
+          message = "aux.settings.tpm2.enable cannot be used with neededForUsers secrets: they are installed before the users are made, and the TPM device appears only after udev, which starts later";
         }
       ]
       ++ map (u: {
