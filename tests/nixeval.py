@@ -15,7 +15,7 @@ from tests.helpers import REPO, require_program
 LIB_ENV = "AUX_SECRETS_NIXPKGS_LIB"
 LIB_SKIP = (
     "module evaluation skipped: set AUX_SECRETS_NIXPKGS_LIB to a nixpkgs lib folder "
-    "(the lib/ of github:nix-community/nixpkgs.lib; docs/nixos.md, Testing the module)"
+    "(the lib/ of github:nix-community/nixpkgs.lib; see DEVELOPERS.md)"
 )
 
 
