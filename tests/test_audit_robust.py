@@ -146,3 +146,20 @@ def test_an_entry_for_a_huge_change_is_bounded_and_readable(tmp_path: Path) -> N
     log.append(event(2))  # the next append reads it back
     assert [e.event.serial for e in log.verify()] == [1, 2]
     assert log.verify()[0].event.summary is not None
+
+
+def test_activate_commits_even_when_the_log_refuses_the_entry(tmp_path: Path) -> None:
+    from tests.test_activate import activate
+    from tests.test_localstore_support import Host, payload
+
+    host = Host(tmp_path, backend="plain")
+    assert activate(host, host.bundle(payload(1))).returncode == 0
+    log = host.store_dir / "audit.jsonl"
+    log.write_bytes(b"")  # the head still records one entry: appends are refused
+    result = activate(host, host.bundle(payload(2)))
+    assert result.returncode == 0, result.stderr
+    assert b"warning: bundle serial 2 is active, but the audit log did not record it" in (
+        result.stderr
+    )
+    meta = host.store().active_meta()
+    assert meta is not None and meta.serial == 2

@@ -98,3 +98,19 @@ def test_plain_unicode_store_names_still_work(tmp_path: Path) -> None:
     vault = make_vault(tmp_path, "vault", "correct horse")
     added = vault.real("add", "caf\u00e9/token", input=b"value\n")
     assert added.returncode == 0, added.stderr
+
+
+def test_a_hosts_report_reaches_the_operator_escaped(capsys: pytest.CaptureFixture[str]) -> None:
+    """provision prints what the host's activate/install --json said: the host's text."""
+    from types import SimpleNamespace
+
+    from aux_secrets.cli.provision import _print_report
+
+    report = SimpleNamespace(
+        host="web1", where="root@web1", output=NASTY, delivered=False, serial=3, secrets=1,
+        generation=2, changed=[NASTY], restarted=[NASTY], reloaded=[], no_change=False,
+    )  # fmt: skip
+    _print_report(report)
+    captured = capsys.readouterr()
+    clean((captured.out + captured.err).encode())
+    assert len(captured.out.splitlines()) == 3

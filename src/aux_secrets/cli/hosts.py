@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from aux_secrets.cli import fleet, output
+from aux_secrets.core.escape import printable
 from aux_secrets.errors import UsageError
 
 if TYPE_CHECKING:
@@ -128,7 +129,8 @@ def host_list(
         print(json.dumps(doc, indent=2, sort_keys=True))
         return
     for h in hosts:
-        print(f"{h.name}\t{h.recipient_kind}\t{h.fingerprint}\t{h.target or '-'}")
+        fields = (h.name, h.recipient_kind, h.fingerprint, h.target or "-")
+        print("\t".join(printable(f) for f in fields))
 
 
 @host_app.command(

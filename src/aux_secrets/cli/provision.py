@@ -176,24 +176,30 @@ def _report_doc(report: Any) -> dict[str, object]:
 
 
 def _print_report(report: Any) -> None:
+    """What the host reported; its names and units are the host's text: shown escaped."""
+    from aux_secrets.core.escape import printable
+
+    def say(line: str) -> None:
+        print(printable(line))
+
     for line in report.output.splitlines():
         output.info(f"{report.host}: {line}")
     if report.delivered:
-        print(
+        say(
             f"{report.host}: bundle serial {report.serial}, {report.secrets} secrets, "
             f"delivered to {report.where} (the host takes it in)"
         )
         return
-    print(
+    say(
         f"{report.host} ({report.where}): bundle serial {report.serial}, "
         f"{report.secrets} secrets, generation {report.generation}"
     )
     for name in report.changed:
-        print(f"  changed    {name}")
+        say(f"  changed    {name}")
     for unit in report.restarted:
-        print(f"  restarted  {unit}")
+        say(f"  restarted  {unit}")
     for unit in report.reloaded:
-        print(f"  reloaded   {unit}")
+        say(f"  reloaded   {unit}")
     if report.no_change:
         print("  no change")
 
