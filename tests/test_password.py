@@ -146,9 +146,13 @@ def test_prompt_twice_must_match(monkeypatch: pytest.MonkeyPatch) -> None:
     master, slave = os.openpty()
     try:
         monkeypatch.setattr(password, "_open_tty", lambda: os.dup(slave))
-        typist = _typist(master, [b"one\n", b"two\n"])
-        with pytest.raises(InputError, match="do not match"):
+        # A mismatch asks again, up to three times.
+        typist = _typist(master, [b"one\n", b"two\n"] * password.CONFIRM_ATTEMPTS)
+        with pytest.raises(InputError, match="did not match in 3 attempts"):
             password.get_password(confirm=True)
+        typist.join(5)
+        typist = _typist(master, [b"one\n", b"two\n", b"same\n", b"same\n"])
+        assert password.get_password(confirm=True) == b"same"
         typist.join(5)
         typist = _typist(master, [b"same\n", b"same\n"])
         assert password.get_password(confirm=True) == b"same"

@@ -17,6 +17,7 @@ from aux_secrets.errors import ExternalError, InputError, UsageError
 ENV_FILE = "AUX_SECRETS_PASSWORD_FILE"
 ENV_COMMAND = "AUX_SECRETS_PASSWORD_COMMAND"
 MAX_PASSWORD_FILE = 64 * 1024
+CONFIRM_ATTEMPTS = 3
 SOURCES_HINT = (
     "give --password-file FILE or --password-command CMD, or set "
     f"{ENV_FILE} or {ENV_COMMAND}, or run from a terminal"
@@ -87,17 +88,19 @@ def _read_hidden(fd: int, prompt: str) -> bytes:
 
 
 def prompt_password(prompt: str = "Master password: ", *, confirm: bool = False) -> bytes:
-    """Ask on the terminal without echo; twice (must match) when ``confirm``."""
+    """Ask on the terminal without echo; with ``confirm`` twice, asking again on a mismatch."""
     fd = _open_tty()
     if fd is None:
         raise UsageError("no master password source and no terminal to ask on", hint=SOURCES_HINT)
     try:
-        first = _read_hidden(fd, prompt)
-        if not first:
-            raise InputError("the master password is empty")
-        if confirm and _read_hidden(fd, "Repeat: ") != first:
-            raise InputError("the two passwords do not match")
-        return first
+        for _attempt in range(CONFIRM_ATTEMPTS):
+            first = _read_hidden(fd, prompt)
+            if not first:
+                raise InputError("the master password is empty")
+            if not confirm or _read_hidden(fd, "Repeat: ") == first:
+                return first
+            os.write(fd, b"The two passwords do not match; try again.\n")
+        raise InputError(f"the two passwords did not match in {CONFIRM_ATTEMPTS} attempts")
     finally:
         os.close(fd)
 

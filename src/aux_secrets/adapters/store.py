@@ -189,11 +189,20 @@ class StoreDir:
     def _require(self, name: str) -> Path:
         path = self.path_for(name)
         if not path.exists() and not path.is_symlink():
-            raise NotFoundError(
-                f"store secret {name} does not exist",
-                hint="see 'aux-secrets store list'",
-            )
+            raise NotFoundError(f"store secret {name} does not exist", hint=self.suggest(name))
         return path
+
+    def suggest(self, name: str) -> str:
+        """'did you mean' the nearest existing names, else where to look."""
+        import difflib
+
+        try:
+            close = difflib.get_close_matches(name, self.names(), n=3, cutoff=0.75)
+        except (AuxError, OSError):
+            close = []
+        if close:
+            return "did you mean " + " or ".join(close) + "?"
+        return "see 'aux-secrets store list'"
 
     def _load(self, name: str) -> bytes:
         path = self._require(name)

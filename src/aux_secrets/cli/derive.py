@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,8 +196,12 @@ def _with_line(number: int, exc: AuxError) -> AuxError:
     return type(exc)(f"batch line {number}: {exc.message}", hint=exc.hint)
 
 
-def _emit(data: bytes, destination: Path | None) -> None:
+def _emit(data: bytes, destination: Path | None, *, terminal_newline: bool = False) -> None:
+    """To stdout or a file; with ``terminal_newline`` a newline ends it on a terminal (as
+    gokey does), never in a pipe or file, whose bytes stay exactly the secret."""
     if destination is None or str(destination) == "-":
+        if terminal_newline and not data.endswith(b"\n") and sys.stdout.isatty():
+            data += b"\n"
         output.write_stdout_bytes(data)
         return
     from aux_secrets.adapters.fs import atomic_write
@@ -314,13 +319,14 @@ def derive_command(
         int, typer.Option("--seed-skip", metavar="N", help="Skip N bytes of the seed file.")
     ] = 0,
     seed_mode: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--seed-mode",
             metavar="v2|legacy",
-            help="gokey seed mode (legacy: gokey < 0.2.0, CVE-2025-13353).",
+            help="gokey seed mode (default v2; legacy: gokey < 0.2.0, CVE-2025-13353).",
+            show_default=False,
         ),
-    ] = "v2",
+    ] = None,
     no_seed: Annotated[
         bool, typer.Option("--no-seed", help="gokey without a seed file (gokey -u).")
     ] = False,
@@ -337,14 +343,19 @@ def derive_command(
             )
         if vault is not None:
             raise UsageError("--scheme gokey derives without a vault; drop --vault")
-        if seed_mode not in ("v2", "legacy"):
+        if seed_mode not in (None, "v2", "legacy"):
             raise UsageError(f"unknown seed mode {seed_mode!r}: use v2 or legacy")
         if seed is not None and no_seed:
             raise UsageError("give --seed FILE or --no-seed, not both")
-        if seed is None and (seed_skip or seed_mode != "v2"):
+        if seed is None and (seed_skip or seed_mode is not None):
             raise UsageError("--seed-skip and --seed-mode need --seed FILE")
-        gokey = _Gokey(seed, seed_mode, seed_skip, no_seed)
-    elif seed is not None or no_seed or seed_skip or seed_mode != "v2":
+        if seed is not None and seed_mode is None:
+            output.warning(
+                "no --seed-mode: using v2 (gokey >= 0.2.0); a seed made by gokey < 0.2.0 "
+                "gives other values with --seed-mode legacy"
+            )
+        gokey = _Gokey(seed, seed_mode or "v2", seed_skip, no_seed)
+    elif seed is not None or no_seed or seed_skip or seed_mode is not None:
         raise UsageError("--seed, --seed-skip, --seed-mode and --no-seed need --scheme gokey")
     if output_file is not None and not output_file.parent.is_dir():
         raise UsageError(f"directory {output_file.parent} does not exist (for --output)")
@@ -360,6 +371,7 @@ def derive_command(
 
     if realm is None:
         raise UsageError("missing REALM", hint="aux-secrets derive db/web1")
+    _warn_unknown_placeholders(realm)
     request = DeriveRequest(
         realm=realm, type=type_, length=length, charset=charset, encoding=encoding, public=public
     )
@@ -377,7 +389,7 @@ def derive_command(
         scheme_obj = _open_scheme(gokey, vault, password_file, password_command)
         value = _derive(scheme_obj, request)
         data = value if not as_json else _json_line(_json_value(request, value))
-        _emit(data, output_file)
+        _emit(data, output_file, terminal_newline=True)
         return
     _run_rotation(
         request,
@@ -392,6 +404,19 @@ def derive_command(
         password_command,
         output_file,
     )
+
+
+def _warn_unknown_placeholders(realm: str) -> None:
+    """A ``{...}`` that is not ``{period}`` is derived literally: say so (a typo?)."""
+    import re
+
+    from aux_secrets.core.rotation import PLACEHOLDER
+
+    for found in sorted(set(re.findall(r"\{[^{}]*\}", realm)) - {PLACEHOLDER}):
+        output.warning(
+            f"realm {realm!r}: {found} is not a placeholder and is derived as written "
+            f"(the only placeholder is {PLACEHOLDER}, with --rotation)"
+        )
 
 
 def _derive(scheme: Scheme, request: DeriveRequest) -> bytes:

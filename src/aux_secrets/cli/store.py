@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from aux_secrets.cli import common, output
+from aux_secrets.cli import common, output, store_edit
 from aux_secrets.errors import AuxError, InputError, UsageError
 
 if TYPE_CHECKING:
@@ -253,9 +253,7 @@ def get(
     matched = match_source(store.sources, name)
     if matched is None:
         if not store.dir.exists(name):
-            raise NotFoundError(
-                f"store secret {name} does not exist", hint="see 'aux-secrets store list'"
-            )
+            raise NotFoundError(f"store secret {name} does not exist", hint=store.dir.suggest(name))
         _, scheme = common.unlock_vault(vault, password_file, password_command)
         secret = store.dir.read(scheme, name)
     else:
@@ -474,9 +472,7 @@ def rename(
     store.refuse_external(old, "rename")
     store.refuse_external(new, "rename")
     if not store.dir.exists(old):
-        raise NotFoundError(
-            f"store secret {old} does not exist", hint="see 'aux-secrets store list'"
-        )
+        raise NotFoundError(f"store secret {old} does not exist", hint=store.dir.suggest(old))
     if store.dir.exists(new):
         raise ConflictError(f"store secret {new} already exists")
     _, scheme = common.unlock_vault(vault, password_file, password_command)
@@ -619,7 +615,7 @@ def rekey(
 def register(app: typer.Typer) -> None:
     store_app = typer.Typer(
         help="Fixed secrets that cannot be derived (imported tokens): add, get, list, set, "
-        "revoke, check, rm, rename, verify, rekey.\n\n"
+        "edit, revoke, check, rm, rename, verify, rekey.\n\n"
         "Example: aux-secrets store add github/deploy-token < token.txt",
         no_args_is_help=True,
         rich_markup_mode=None,
@@ -628,6 +624,7 @@ def register(app: typer.Typer) -> None:
     store_app.command("get", help=GET_HELP)(get)
     store_app.command("list", help=LIST_HELP)(list_)
     store_app.command("set", help=SET_HELP)(set_)
+    store_app.command("edit", help=store_edit.EDIT_HELP)(store_edit.edit)
     store_app.command("rm", help=RM_HELP)(rm)
     store_app.command("rename", help=RENAME_HELP)(rename)
     store_app.command("verify", help=VERIFY_HELP)(verify)

@@ -141,8 +141,14 @@ def init(
         password_file,
         password_command,
         confirm=gokey_seed is None,
-        prompt="New master password: " if gokey_seed is None else "Master password: ",
+        prompt=(
+            f"New master password for {directory}: "
+            if gokey_seed is None
+            else f"Master password for {directory}: "
+        ),
     )
+    if gokey_seed is None:
+        _warn_if_weak(password)
     vault = create_vault(
         directory,
         password,
@@ -209,13 +215,14 @@ def rewrap(
             "password itself, so a new password would change every one of them",
             hint="create an aux-v1 vault with 'aux-secrets init' and move the secrets over",
         )
-    old = get_password(password_file, password_command)
+    old = get_password(password_file, password_command, prompt=common.prompt_for(found))
     found.unlock_seed(old)  # verify before asking for the new one
     new = (
         read_password_file(new_password_file)
         if new_password_file is not None
-        else prompt_password("New master password: ", confirm=True)
+        else prompt_password(f"New master password for {found.root}: ", confirm=True)
     )
+    _warn_if_weak(new)
     params = None
     if (argon2_memory, argon2_time, argon2_parallelism) != (None, None, None):
         keep = parse_header(found.read_seed_file()).params
@@ -230,6 +237,14 @@ def rewrap(
             raise UsageError(exc.message) from None
     found.rewrap(old, new, params=params)
     output.info(f"rewrapped seed file {found.seed_file} under the new master password")
+
+
+def _warn_if_weak(password: bytes) -> None:
+    from aux_secrets.adapters.strength import weakness
+
+    warning = weakness(password)
+    if warning:
+        output.warning(warning)
 
 
 def register(app: typer.Typer) -> None:

@@ -475,10 +475,36 @@ def _deliver_here(bundle: Bundle, route: Route) -> HostReport | None:
     return host_report(bundle, route.where, run.activated, run.installed, output)
 
 
+# ssh's own chatter on stderr, which says nothing about why the host side failed.
+SSH_NOISE = (
+    "Warning: Permanently added",
+    "Pseudo-terminal will not be allocated",
+    "** WARNING: connection is not using a post-quantum",
+    "** This session may be vulnerable",
+    "** The server may need to be upgraded",
+)
+HOST_ERROR_LINES = 3
+
+
+def _printable(text: str) -> str:
+    """A host's bytes never reach our terminal as control sequences."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+
+
 def host_error(result: ssh.CommandResult) -> str:
-    lines = [line for line in result.stderr_text.splitlines() if line.strip()]
-    error = next((line for line in lines if ": error: " in line), lines[-1] if lines else "")
-    return error.split(": error: ", 1)[-1] if error else f"exit status {result.returncode}"
+    """The host's real error: its last ``aux-secrets: error:`` line, else the last few
+    meaningful stderr lines (a traceback's exception, a shell's complaint), in one line."""
+    lines = [
+        _printable(line.strip())
+        for line in result.stderr_text.splitlines()
+        if line.strip() and not line.lstrip().startswith(SSH_NOISE)
+    ]
+    errors = [line for line in lines if ": error: " in line]
+    if errors:
+        return errors[-1].split(": error: ", 1)[1]
+    if not lines:
+        return f"exit status {result.returncode}"
+    return f"exit status {result.returncode}: " + " | ".join(lines[-HOST_ERROR_LINES:])
 
 
 def host_hint(result: ssh.CommandResult) -> str | None:
