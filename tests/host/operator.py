@@ -17,14 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from tests.host.nspawn import HostError, NspawnHost
+from tests.host.vm import VmHost
 
 TARGET = "root@127.0.0.1"
 SSH_WAIT = 30.0
 
 
 class Host:
-    def __init__(self, machine: NspawnHost, key: Path, workdir: Path) -> None:
+    def __init__(self, machine: NspawnHost | VmHost, key: Path, workdir: Path) -> None:
         self.machine = machine
+        self.port = getattr(machine, "ssh_port", 22)
         self.key = key
         self.workdir = workdir
         self.known_hosts = workdir / "known_hosts"
@@ -76,6 +78,7 @@ class Host:
 
     def ssh_options(self) -> list[str]:
         return [
+            f"Port={self.port}",
             f"IdentityFile={self.key}",
             "IdentitiesOnly=yes",
             f"UserKnownHostsFile={self.known_hosts}",
@@ -90,7 +93,8 @@ class Host:
         deadline = time.monotonic() + SSH_WAIT
         while True:
             done = self.operator(
-                ["ssh-keyscan", "-t", "ed25519", "-T", "5", "127.0.0.1"], timeout=30
+                ["ssh-keyscan", "-p", str(self.port), "-t", "ed25519", "-T", "5", "127.0.0.1"],
+                timeout=30,
             )
             lines = [x for x in done.stdout.decode().splitlines() if x and not x.startswith("#")]
             if lines:
