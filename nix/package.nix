@@ -106,6 +106,16 @@ python3Packages.buildPythonApplication {
   # works (cli/main.py handles both its vendored and the standalone click).
   pythonRelaxDeps = [ "typer" ];
 
+  # Shell completion and the man page, generated from the CLI's own help.
+  postInstall = ''
+    aux() { PYTHONPATH=$out/${python3Packages.python.sitePackages}:$PYTHONPATH ${python3Packages.python.interpreter} -m aux_secrets "$@"; }
+    mkdir -p $out/share/bash-completion/completions $out/share/zsh/site-functions $out/share/fish/vendor_completions.d $out/share/man/man1
+    aux completion bash > $out/share/bash-completion/completions/aux-secrets
+    aux completion zsh > $out/share/zsh/site-functions/_aux-secrets
+    aux completion fish > $out/share/fish/vendor_completions.d/aux-secrets.fish
+    aux manpage > $out/share/man/man1/aux-secrets.1
+  '';
+
   nativeCheckInputs = with python3Packages; [
     pytestCheckHook
     hypothesis

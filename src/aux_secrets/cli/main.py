@@ -9,6 +9,7 @@ typer or any command module is imported.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,7 @@ COMMAND_MODULES = (
     "aux_secrets.cli.units",
     "aux_secrets.cli.pull",
     "aux_secrets.cli.agent",
+    "aux_secrets.cli.completion",
 )
 
 APP_SETTINGS: dict[str, Any] = {
@@ -186,6 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     set_private_umask()
     _fill_closed_standard_streams()
     args = sys.argv[1:] if argv is None else argv
+    completing = bool(os.environ.get("_AUX_SECRETS_COMPLETE"))  # a shell asks for completions
+    if completing:
+        from aux_secrets.cli.completion import init_completion
+
+        init_completion()
     if list(args) == ["--version"]:  # what typer would print, without building anything
         print(f"aux-secrets {__version__}")
         return 0
@@ -202,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     from aux_secrets.cli import output
     from aux_secrets.errors import AuxError
 
-    command = typer.main.get_command(_app_for(args))
+    command = typer.main.get_command(build_app() if completing else _app_for(args))
     try:
         result = command.main(args=list(args), prog_name="aux-secrets", standalone_mode=False)
     except AuxError as exc:
