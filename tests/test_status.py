@@ -28,6 +28,7 @@ def test_status_json_before_and_after_activate(tmp_path: Path) -> None:
         "stale": None,
         "valuesEnd": None,
         "runsOutSoon": False,
+        "installed": None,
         "slots": [],
     }
     p = rotating_payload(4)

@@ -60,5 +60,9 @@ class ExternalError(AuxError):
     """A program we run (gokey, age, systemd-creds, ssh, git, systemctl) failed."""
 
 
+class UnreachableError(ExternalError):
+    """The host could not be reached (ssh itself failed): nothing is known about it."""
+
+
 class PolicyError(AuxError):
     """A request that is well-formed but refused by policy (reserved realm, too short...)."""

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from aux_secrets.errors import ExternalError, UsageError
+from aux_secrets.errors import ExternalError, UnreachableError, UsageError
 
 # Exit status ssh uses for its own failures (connection refused, auth, host key).
 SSH_FAILURE = 255
@@ -110,7 +110,7 @@ def run_remote(
     result = run(ssh_argv(destination, remote_argv, options=options), stdin=stdin, timeout=timeout)
     if result.returncode == SSH_FAILURE:
         last = result.stderr_text.splitlines()[-1] if result.stderr_text else "no output"
-        raise ExternalError(
+        raise UnreachableError(
             f"ssh to {destination} failed: {last}",
             hint="check the address, port (--ssh-option Port=N or NIX_SSHOPTS) and host key",
         )

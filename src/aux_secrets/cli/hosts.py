@@ -133,15 +133,94 @@ def host_list(
         print("\t".join(printable(f) for f in fields))
 
 
-@host_app.command(
-    "rm", help="Remove a host from the vault.\n\nExample:\n\n  aux-secrets host rm web1"
-)
+RM_HELP = """Remove a host from the vault, first printing what it held and what to rotate.
+
+The host keeps every value it had (including the ahead periods of rotating secrets)
+until its disk is wiped: see docs/running.md, "Decommissioning a host".
+
+Example:
+
+  aux-secrets host rm web1
+"""
+
+
+@host_app.command("rm", help=RM_HELP)
 def host_rm(
     name: str = typer.Argument(..., metavar="NAME"),
     vault: Path | None = fleet.VAULT_OPT,
 ) -> None:
-    fleet.host_dir(vault).remove(name)
+    from aux_secrets.errors import AuxError
+
+    hosts = fleet.host_dir(vault)
+    hosts.read(name)  # an unknown host is an error before anything is printed
+    try:
+        _print_decommission(vault, name)
+    except AuxError as exc:
+        output.warning(f"what host {name} held cannot be listed: {exc.message}")
+    hosts.remove(name)
     output.info(f"removed host {name}")
+
+
+DECOMMISSION_HELP = """Show what a host held, which other hosts share each value, and what
+to rotate (changes nothing).
+
+For each secret of the host's manifest: its source, the other hosts of the vault whose
+manifests use the same realm or store secret, and the step to take (a new realm for a
+derived secret; 'store revoke' for a stored one). Then remove it with 'host rm'.
+
+Examples:
+
+  aux-secrets host decommission web1
+
+  aux-secrets host decommission web1 --json
+"""
+
+
+@host_app.command("decommission", help=DECOMMISSION_HELP)
+def host_decommission(
+    name: str = typer.Argument(..., metavar="NAME"),
+    as_json: bool = typer.Option(False, "--json", help="One JSON document."),
+    vault: Path | None = fleet.VAULT_OPT,
+) -> None:
+    if as_json:
+        from aux_secrets.cli import common
+        from aux_secrets.workflows.usage import decommission_report
+
+        opened = common.open_vault(vault)
+        held, unknown = decommission_report(opened.root, opened.hosts_dir, name)
+        doc = {
+            "host": name,
+            "secrets": {
+                h.secret: {
+                    "source": h.source,
+                    "sharedWith": list(h.shared_with),
+                    "rotate": h.rotate,
+                }
+                for h in held
+            },
+            "unreadable": {u.host: u.error for u in unknown},
+        }
+        print(json.dumps(doc, indent=2, sort_keys=True))
+        return
+    _print_decommission(vault, name)
+
+
+def _print_decommission(vault: Path | None, name: str) -> None:
+    from aux_secrets.cli import common
+    from aux_secrets.workflows.usage import decommission_report
+
+    opened = common.open_vault(vault)
+    held, unknown = decommission_report(opened.root, opened.hosts_dir, name)
+    shared = [h for h in held if h.shared_with]
+    output.info(
+        f"host {name} held {len(held)} secrets, {len(shared)} of them shared with other hosts"
+    )
+    for h in held:
+        also = f"  (also on {', '.join(h.shared_with)})" if h.shared_with else ""
+        output.info(f"  {h.secret}: {h.source}{also}")
+        output.info(f"    -> {h.rotate}")
+    for u in unknown:
+        output.warning(f"host {u.host}: its manifest cannot be read, so sharing is unknown")
 
 
 KEYSCAN_HELP = """Read a host's ssh-ed25519 key with ssh-keyscan and add it after you confirm.

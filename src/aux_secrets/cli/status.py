@@ -80,6 +80,18 @@ def _window(at: datetime, open_value: datetime) -> str | None:
     return None if at == open_value else format_instant(at)
 
 
+def _installed(runtime: Path) -> dict[str, str]:
+    """What the live generation's files are: key -> ok / changed / missing / unknown."""
+    import os
+
+    from aux_secrets.adapters.installer.generation import check
+
+    if not runtime.is_symlink():
+        return {}
+    target = runtime.parent / os.readlink(runtime)
+    return check(target) if target.is_dir() else {}
+
+
 def status_report(manifest: Manifest | None, root: Path, at: datetime) -> dict[str, Any]:
     """What ``status --json`` prints: no values, only keyed fingerprints and metadata."""
     import os
@@ -95,6 +107,7 @@ def status_report(manifest: Manifest | None, root: Path, at: datetime) -> dict[s
     meta = store.active_meta()
     runtime = under_root(root, settings.runtime_dir)
     generation = os.path.basename(os.readlink(runtime)) if runtime.is_symlink() else None
+    installed = _installed(runtime)
     names = set(manifest.secrets) if manifest is not None else set()
     names |= set(meta.secrets) if meta is not None else set()
     made = meta.created if meta is not None else None
@@ -115,6 +128,7 @@ def status_report(manifest: Manifest | None, root: Path, at: datetime) -> dict[s
             "stale": None,
             "valuesEnd": None,
             "runsOutSoon": False,
+            "installed": installed.get(f"secret:{name}"),
             "slots": [],
         }
         if meta is not None and name in meta.secrets:
@@ -171,6 +185,7 @@ def status_report(manifest: Manifest | None, root: Path, at: datetime) -> dict[s
         "generation": generation,
         "nextRotation": format_instant(min(upcoming)) if upcoming else None,
         "stale": sorted(n for n, e in secrets.items() if e["stale"]),
+        "installedChanged": sorted(k for k, v in installed.items() if v in ("changed", "missing")),
         "runningOut": sorted(n for n, e in secrets.items() if e["runsOutSoon"]),
         "secrets": secrets,
     }
@@ -204,6 +219,12 @@ def warning_lines(report: dict[str, Any]) -> list[str]:
                 f"secret {name} is STALE: its values ran out at {entry['valuesEnd']}; the "
                 f"last one ({entry['label']}) is still served: provision this host again"
             )
+    for key in report["installedChanged"]:
+        kind, _, name = key.partition(":")
+        lines.append(
+            f"the installed {kind} {name} is not what was installed (changed or removed under "
+            "the runtime directory): aux-secrets install puts it back"
+        )
     for name in report["runningOut"]:
         entry = report["secrets"][name]
         lines.append(
@@ -273,6 +294,8 @@ def status(
             "missing from store" if not entry["inStore"] else entry["fingerprint"] or "no live slot"
         )
         mark = "  STALE" if entry["stale"] else ""
+        if entry["installed"] in ("changed", "missing"):
+            mark += f"  INSTALLED FILE {entry['installed'].upper()}"
         lines.append(
             f"  {name:<30} {entry['source'] or '-':<7} {entry['label'] or '-':<10} {where}{mark}"
         )

@@ -9,12 +9,16 @@ import typer
 
 from aux_secrets.cli import common, fleet, output
 
+UNCHECKED_EXIT = 2
+
 VERIFY_HELP = """Check that hosts hold the secrets the vault says they should.
 
 Runs 'aux-secrets status --json' on the host (over ssh, or the 'status' argv of
 the host's command transport) and compares its keyed fingerprints
-with the vault's: ok, stale (another or older value), missing, unexpected. Values
-never leave the host. Exit 1 on any drift.
+with the vault's: ok, stale (another or older value), missing, unexpected, changed
+(the installed file is not what was installed). Values never leave the host. Exit 1
+on any drift; exit 2 when there is none but a host could not be checked
+(UNREACHABLE, or FAILED).
 
 Examples:
 
@@ -85,20 +89,23 @@ def verify_command(
         if all_hosts
         else provision.run_fleet(names, job, jobs=1)
     )
-    drift = False
+    drifted: list[str] = []
+    unchecked: list[str] = []
     doc: dict[str, object] = {}
     rows: list[tuple[str, str, str]] = []
     for o in outcomes:
         if o.value is None:
-            drift = True
-            doc[o.host] = {"error": o.error}
-            rows.append((o.host, "FAILED", o.error or ""))
+            unchecked.append(o.host)
+            state = "unreachable" if o.unreachable else "failed"
+            doc[o.host] = {"error": o.error, "state": state}
+            rows.append((o.host, state.upper(), o.error or ""))
             if not all_hosts and not as_json:
                 output.error(o.error or "verify failed", o.hint)
-                raise typer.Exit(1)
+                raise typer.Exit(UNCHECKED_EXIT)
             continue
         bad = [d for d in o.value if d.verdict != "ok"]
-        drift = drift or bool(bad)
+        if bad:
+            drifted.append(o.host)
         doc[o.host] = {d.secret: {"verdict": d.verdict, "detail": d.detail} for d in o.value}
         ok_count = len(o.value) - len(bad)
         detail = "; ".join(f"{d.secret}: {d.verdict} ({d.detail})" for d in bad)
@@ -114,9 +121,19 @@ def verify_command(
         print(json.dumps(doc, indent=2, sort_keys=True))
     elif all_hosts:
         fleet.print_table("verify", rows)
-    if drift:
-        output.error("drift found: the hosts do not all hold what the vault says")
+    if drifted:
+        more = f"; {len(unchecked)} could not be checked" if unchecked else ""
+        output.error(
+            "drift found: the hosts do not all hold what the vault says "
+            f"({', '.join(drifted)}){more}"
+        )
         raise typer.Exit(1)
+    if unchecked:
+        output.error(
+            f"no drift on the hosts checked, but {len(unchecked)} could not be checked "
+            f"(unreachable or failed): {', '.join(unchecked)}"
+        )
+        raise typer.Exit(UNCHECKED_EXIT)
 
 
 def register(app: typer.Typer) -> None:

@@ -29,7 +29,13 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from aux_secrets.adapters import ssh
 from aux_secrets.adapters.hosts import Host, HostDir
-from aux_secrets.errors import AuxError, ExternalError, NotFoundError, UsageError
+from aux_secrets.errors import (
+    AuxError,
+    ExternalError,
+    NotFoundError,
+    UnreachableError,
+    UsageError,
+)
 
 if TYPE_CHECKING:
     from aux_secrets.adapters.vault import Vault
@@ -587,6 +593,7 @@ class Outcome(Generic[T]):
     error: str | None = None
     hint: str | None = None
     seconds: float = 0.0
+    unreachable: bool = False  # the host could not be reached at all (not a host failure)
 
     @property
     def ok(self) -> bool:
@@ -616,14 +623,20 @@ def run_fleet(
             value = job(name)
             outcome: Outcome[T] = Outcome(name, value=value)
         except AuxError as exc:
-            outcome = Outcome(name, error=exc.message, hint=exc.hint)
+            gone = isinstance(exc, UnreachableError)
+            outcome = Outcome(name, error=exc.message, hint=exc.hint, unreachable=gone)
         except OSError as exc:
             where = f": {exc.filename}" if exc.filename else ""
             outcome = Outcome(name, error=f"{exc.strerror or type(exc).__name__}{where}")
         except Exception as exc:  # a bug on one host must not stop the fleet
             outcome = Outcome(name, error=f"internal error ({type(exc).__name__})")
         outcome = Outcome(
-            outcome.host, outcome.value, outcome.error, outcome.hint, time.monotonic() - started
+            outcome.host,
+            outcome.value,
+            outcome.error,
+            outcome.hint,
+            time.monotonic() - started,
+            outcome.unreachable,
         )
         if on_done is not None:
             on_done(outcome)

@@ -68,8 +68,6 @@ def uses(vault_root: Path, hosts_dir: Path, kind: Kind, name: str) -> list[Use]:
     return out
 
 
-
-
 EXPIRY_WARNING_DAYS = 30
 
 
@@ -108,4 +106,79 @@ def expiry_notes(vault: object, manifest: Manifest, today: date) -> list[tuple[s
     return notes
 
 
-__all__ = ["EXPIRY_WARNING_DAYS", "Kind", "Use", "expiry_notes", "uses"]
+@dataclass(frozen=True)
+class Held:
+    """One secret a host held, who else holds the same value, and what to do about it."""
+
+    secret: str
+    source: str  # "derive REALM" or "store NAME"
+    shared_with: tuple[str, ...]
+    rotate: str  # the next step, as a sentence with the command
+
+
+def decommission_report(
+    vault_root: Path, hosts_dir: Path, name: str
+) -> tuple[list[Held], list[Use]]:
+    """What host ``name`` held (from its manifest), which other hosts share each value,
+    and how to rotate each; plus the hosts whose manifests could not be read."""
+    from aux_secrets.core.manifest import DeriveSource
+    from aux_secrets.workflows.provision import load_manifest, manifest_for_host
+
+    hosts = HostDir(hosts_dir)
+    manifest = load_manifest(manifest_for_host(hosts.read(name), vault_root))
+    held: list[Held] = []
+    unknown: dict[str, Use] = {}
+    for secret, spec in sorted(manifest.secrets.items()):
+        source = spec.source
+        if isinstance(source, DeriveSource):
+            kind: Kind = "realm"
+            key = source.realm
+            what = f"derive {source.realm}"
+        else:
+            kind, key, what = "store", source.name, f"store {source.name}"
+        others = []
+        for use in uses(vault_root, hosts_dir, kind, key):
+            if use.host == name:
+                continue
+            if use.error is not None:
+                unknown[use.host] = use
+            elif use.secrets:
+                others.append(use.host)
+        shared = tuple(others)
+        on = f" on {', '.join(shared)}" if shared else ""
+        if isinstance(source, DeriveSource):
+            ahead = source.rotation.ahead if source.rotation else 0
+            held_too = f" (it also held the next {ahead} period(s) ahead)" if ahead else ""
+            new = (
+                source.realm.replace("{period}", "v2/{period}")
+                if source.rotation
+                else (f"{source.realm}/v2")
+            )
+            rotate = (
+                f"derived: change its realm to a new one, e.g. {new}, in the manifest(s)"
+                f"{on} and provision them{held_too}"
+                if shared
+                else f"derived, held by this host only: nothing to rotate if its disk is "
+                f"wiped; if it may have leaked, retire realm {source.realm}{held_too}"
+            )
+        else:
+            rotate = (
+                f"stored: revoke it where it was issued, then 'aux-secrets store revoke "
+                f"{source.name}' and provision{on}"
+                if shared
+                else f"stored, held by this host only: revoke it where it was issued, then "
+                f"'aux-secrets store rm {source.name}'"
+            )
+        held.append(Held(secret, what, shared, rotate))
+    return held, list(unknown.values())
+
+
+__all__ = [
+    "EXPIRY_WARNING_DAYS",
+    "Held",
+    "Kind",
+    "Use",
+    "decommission_report",
+    "expiry_notes",
+    "uses",
+]

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from aux_secrets.core.keystream import Scheme
 
 
-VERDICTS = ("ok", "stale", "missing", "unexpected")
+VERDICTS = ("ok", "stale", "missing", "unexpected", "changed")
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,45 @@ def verify_host(
 
     for secret, note in expiry_notes(vault, manifest, at.date()):
         notes[secret] = f"{notes[secret]}; {note}" if secret in notes else note
-    return with_freshness(drifts, notes)
+    return with_installed(with_freshness(drifts, notes), host_installed(result.stdout))
+
+
+def host_installed(data: bytes) -> dict[str, str]:
+    """secret -> ``changed`` / ``missing`` when the host says its installed file is not
+    what was installed (``status --json``, ``installed``); others are left out."""
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    secrets = doc.get("secrets") if isinstance(doc, dict) else None
+    if not isinstance(secrets, dict):
+        return {}
+    return {
+        name: entry["installed"]
+        for name, entry in secrets.items()
+        if isinstance(entry, dict) and entry.get("installed") in ("changed", "missing")
+    }
+
+
+def with_installed(drifts: list[Drift], installed: Mapping[str, str]) -> list[Drift]:
+    """A secret whose installed file was changed or removed on the host is ``changed``,
+    whatever the local store holds: services read the file."""
+    out: list[Drift] = []
+    for d in drifts:
+        state = installed.get(d.secret)
+        if state is None:
+            out.append(d)
+        else:
+            what = "changed" if state == "changed" else "removed"
+            out.append(
+                Drift(
+                    d.secret,
+                    "changed",
+                    f"the installed file was {what} on the host (services read it): "
+                    "'aux-secrets install' there puts it back",
+                )
+            )
+    return out
 
 
 def host_freshness(data: bytes) -> dict[str, str]:

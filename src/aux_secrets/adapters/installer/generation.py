@@ -8,6 +8,7 @@ under a temporary name and renamed into place only when every file is durable
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -40,11 +41,18 @@ def numbers(gens: Path) -> list[int]:
 
 
 def _record(files: Sequence[FileToWrite], locations: Locations) -> dict[str, object]:
-    """The items of ``.generation.json`` for ``files``."""
+    """The items of ``.generation.json`` for ``files``: where each lives, its link, and
+    the SHA-256 of what was written (the record is root's, 0400, next to the files
+    themselves; ``status`` checks the files against it, so a file changed under the
+    runtime directory is seen)."""
     items: dict[str, object] = {}
     for f in files:
         location, linked = locations[f.key]
-        items[f.key] = {"location": location, "link": f.path if linked else None}
+        items[f.key] = {
+            "location": location,
+            "link": f.path if linked else None,
+            "sha256": hashlib.sha256(f.content).hexdigest(),
+        }
     return items
 
 
@@ -181,3 +189,25 @@ def links(gen_dir: Path) -> dict[str, tuple[str, str]]:
         and isinstance(v.get("link"), str)
         and isinstance(v.get("location"), str)
     }
+
+
+def check(gen_dir: Path) -> dict[str, str]:
+    """key -> ``ok`` (the file is what was written), ``changed`` (its content is not),
+    ``missing`` (it is gone or not a regular file) or ``unknown`` (a generation written
+    before contents were recorded). Empty when the record cannot be read."""
+    out: dict[str, str] = {}
+    base = str(gen_dir)
+    for key, entry in _items(gen_dir).items():
+        if not isinstance(key, str) or not isinstance(entry, dict):
+            continue
+        location, digest = entry.get("location"), entry.get("sha256")
+        if not isinstance(location, str) or ".." in location.split("/") or location[:1] == "/":
+            continue
+        content = safepath.read_nofollow(f"{base}/{location}", MAX_FILE_BYTES)
+        if content is None:
+            out[key] = "missing"
+        elif not isinstance(digest, str):
+            out[key] = "unknown"
+        else:
+            out[key] = "ok" if hashlib.sha256(content).hexdigest() == digest else "changed"
+    return out
