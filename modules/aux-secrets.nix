@@ -142,6 +142,12 @@ let
           example = "github/ci-token";
           description = "Name of a fixed secret in the vault's store (an imported token). Set this or `derive`.";
         };
+        storeRetired = mkOption {
+          type = types.ints.between 0 8;
+          default = 0;
+          example = 1;
+          description = "With `store`: how many of its retired values (kept by `store set --keep`) the host also gets, for services that accept an old and a new token during a rollover. 0 (the default): none, so a replaced (leaked) value is not delivered on.";
+        };
         format = mkOption {
           type = types.enum [ "value" "env" "json" "yaml" "toml" ];
           default = "value";

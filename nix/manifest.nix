@@ -141,6 +141,7 @@ let
       sec = only where [
         "derive"
         "store"
+        "storeRetired"
         "path"
         "owner"
         "group"
@@ -155,13 +156,15 @@ let
       neededForUsers = get sec "neededForUsers" false;
       derive = get sec "derive" null;
       store = get sec "store" null;
+      storeRetired = get sec "storeRetired" 0;
       credential = get sec "credential" null;
       cred = only "${where}.credential" [ "name" "units" ] credential;
     in
     {
       source =
         (if derive == null then { } else { derive = deriveOf "${where}.derive" derive; })
-        // (if store == null then { } else { inherit store; });
+        // (if store == null then { } else { inherit store; })
+        // (if store == null || storeRetired == 0 then { } else { retired = storeRetired; });
       path = get sec "path" "${if neededForUsers then usersDir else runtimeDir}/${name}";
       owner = get sec "owner" "root";
       group = get sec "group" "root";

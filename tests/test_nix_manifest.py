@@ -77,6 +77,19 @@ def test_env_and_credential_names(tmp_path: Path) -> None:
     assert secret["credential"] == {"name": "9p-talos.hmac-key", "units": ["a.service"]}
 
 
+def test_store_retired_is_the_manifest_retired_count(tmp_path: Path) -> None:
+    """storeRetired chooses, per secret, how many retired store values a host gets."""
+    from aux_secrets.core.manifest import StoreSource, parse_manifest
+
+    cfg = '{ host = "h"; secrets.a = { store = "x"; storeRetired = 2; }; secrets.b.store = "y"; }'
+    doc = manifest_of(cfg, tmp_path)
+    assert doc["secrets"]["a"]["source"] == {"store": "x", "retired": 2}  # type: ignore[index]
+    assert doc["secrets"]["b"]["source"] == {"store": "y"}  # type: ignore[index]
+    parsed = parse_manifest(json.dumps(doc).encode(), filename="nix.json")
+    assert parsed.secrets["a"].source == StoreSource("x", retired=2)
+    assert parsed.secrets["b"].source == StoreSource("y", retired=0)
+
+
 def test_template_file_is_read(tmp_path: Path) -> None:
     template = tmp_path / "talos.yaml"
     template.write_text("hmac: {{aux:k}}\n")
