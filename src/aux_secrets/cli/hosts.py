@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 import typer
 
 from aux_secrets.cli import fleet, output
-from aux_secrets.core.escape import printable
 from aux_secrets.errors import UsageError
 
 if TYPE_CHECKING:
@@ -101,36 +100,6 @@ def warn_shared_recipient(hosts: HostDir, host: Host) -> None:
             f"host {host.name} has the same key as {', '.join(shared)}: each of them can "
             "open the others' bundles"
         )
-
-
-@host_app.command(
-    "list",
-    help="List the hosts in the vault.\n\nExample:\n\n  aux-secrets host list --json",
-)
-def host_list(
-    as_json: bool = typer.Option(False, "--json", help="One JSON document."),
-    vault: Path | None = fleet.VAULT_OPT,
-) -> None:
-    from aux_secrets.core.transport import transport_table
-
-    directory = fleet.host_dir(vault)
-    hosts = directory.all()
-    if as_json:
-        doc = {
-            h.name: {
-                "recipient": h.recipient,
-                "fingerprint": h.fingerprint,
-                "target": h.target,
-                "lastSerial": directory.last_serial(h.name),
-            }
-            | ({"transport": transport_table(h.transport)} if h.transport else {})
-            for h in hosts
-        }
-        print(json.dumps(doc, indent=2, sort_keys=True))
-        return
-    for h in hosts:
-        fields = (h.name, h.recipient_kind, h.fingerprint, h.target or "-")
-        print("\t".join(printable(f) for f in fields))
 
 
 RM_HELP = """Remove a host from the vault, first printing what it held and what to rotate.
@@ -228,9 +197,12 @@ KEYSCAN_HELP = """Read a host's ssh-ed25519 key with ssh-keyscan and add it afte
 Compare the fingerprint shown with 'ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub'
 run on the host itself (or its console) before you answer yes.
 
+It takes the same options as 'host add' (ssh options, remote command, manifest...)
+and stores them with the key. ssh-keyscan itself uses only the port.
+
 Example:
 
-  aux-secrets host keyscan web1 10.0.0.5
+  aux-secrets host keyscan web1 10.0.0.5 -o Port=2222 --manifest hosts/web1.json
 """
 
 
@@ -242,13 +214,52 @@ def host_keyscan(
     target: str | None = typer.Option(
         None, "--target", metavar="USER@ADDR", help="ssh target to store (default root@ADDR)."
     ),
+    ssh_option: list[str] = fleet.SSH_OPTION_OPT,
+    remote_command: str | None = fleet.REMOTE_COMMAND_OPT,
+    remote_root: str | None = typer.Option(
+        None, "--remote-root", metavar="DIR", help="Always pass --root DIR to the host side."
+    ),
+    remote_manifest: str | None = fleet.REMOTE_MANIFEST_OPT,
+    manifest: str | None = typer.Option(
+        None, "--manifest", metavar="FILE", help="Manifest for 'provision --all' (vault-relative)."
+    ),
+    system: str | None = typer.Option(
+        None, "--system", metavar="PATH", help="Built system for 'provision --all'."
+    ),
+    flake: str | None = typer.Option(
+        None, "--flake", metavar="REF#NAME", help="Flake configuration for 'provision --all'."
+    ),
+    use_sudo: bool = typer.Option(False, "--use-sudo", help="Reach root through 'sudo -n'."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Store without asking (scripts)."),
     replace_existing: bool = typer.Option(False, "--replace", help="Replace an existing entry."),
     vault: Path | None = fleet.VAULT_OPT,
 ) -> None:
-    from aux_secrets.adapters.hosts import Host, check_host_name, keyscan, recipient_fingerprint
+    from aux_secrets.adapters.hosts import (
+        Host,
+        check_host_name,
+        keyscan,
+        options_list,
+        recipient_fingerprint,
+    )
 
     check_host_name(name)
+    options = list(options_list(ssh_option))
+    named_port = [o for o in options if o.partition("=")[0].strip().lower() == "port"]
+    if port is not None and named_port:
+        raise UsageError("give the port once: --port or -o Port=N")
+    if port is None and named_port:
+        text = named_port[-1].partition("=")[2].strip()
+        if not text.isdigit():
+            raise UsageError(f"-o {named_port[-1]}: the port must be a number")
+        port = int(text)
+    elif port is not None:
+        options.append(f"Port={port}")
+    others = [o for o in options if o not in named_port and not o.startswith("Port=")]
+    if others:
+        output.warning(
+            "ssh-keyscan connects to ADDR directly: " + ", ".join(others) + " are stored "
+            "for provisioning but not used for the scan"
+        )
     hosts = fleet.host_dir(vault)
     if hosts.exists(name) and not replace_existing:
         from aux_secrets.errors import ConflictError
@@ -270,11 +281,21 @@ def host_keyscan(
         name=name,
         recipient=key,
         target=target or f"root@{address}",
-        ssh_options=(f"Port={port}",) if port is not None else (),
+        ssh_options=tuple(options),
+        remote_command=remote_command or "aux-secrets",
+        remote_root=remote_root,
+        remote_manifest=remote_manifest,
+        use_sudo=use_sudo,
+        manifest=manifest,
+        flake=flake,
+        system=system,
     )
     hosts.add(host, replace_existing=replace_existing)
     output.info(f"added host {name}")
 
 
 def register(app: typer.Typer) -> None:
+    from aux_secrets.cli import host_info
+
+    host_info.register(host_app)
     app.add_typer(host_app, name="host")
