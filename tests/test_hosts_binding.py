@@ -33,8 +33,11 @@ def test_a_file_from_before_binding_is_read_and_bound_on_its_next_write(tmp_path
     hosts.add(Host(name="web1", recipient=ED_PUB))
     path = hosts.path("web1")
     path.write_text("\n".join(x for x in path.read_text().splitlines() if not x.startswith("host")))
-    assert hosts.read("web1").recipient == ED_PUB
-    hosts.next_serial("web1", 1_800_000_000)
+    legacy = hosts.read("web1")
+    assert legacy.recipient == ED_PUB
+    hosts.next_serial("web1", 1_800_000_000)  # serials live beside the tracked file
+    assert "host =" not in path.read_text()
+    hosts.add(legacy, replace_existing=True)  # as `host set` writes it
     assert 'host = "web1"' in path.read_text()
 
 
