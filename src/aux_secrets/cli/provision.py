@@ -30,6 +30,8 @@ Examples:
 
   aux-secrets provision --all -j 8
 
+  aux-secrets provision --all --dry-run
+
   aux-secrets provision --all --publish /srv/www/aux-secrets
 """
 
@@ -63,6 +65,11 @@ def provision_command(
         help="Let hosts take store secrets at an older store version than they hold "
         "(going back on purpose; by default they refuse).",
     ),
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="Show what would change on each host and which units would restart; deliver nothing.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
     vault: Path | None = fleet.VAULT_OPT,
     password_file: Path | None = fleet.PASSWORD_FILE_OPT,
@@ -86,9 +93,49 @@ def provision_command(
         )
     if not all_hosts:
         hosts.read(names[0])  # an unknown host fails before the password is asked for
+    if dry_run and publish is not None:
+        raise UsageError("--dry-run asks the hosts; it writes no --publish directory")
     opened, scheme = common.unlock_vault(vault, password_file, password_command)
     common.warn_if_behind(opened.root)
     publishers = delivery.Publishers()
+
+    def dry_job(name: str) -> Any:
+        from aux_secrets.core.transport import describe
+        from aux_secrets.workflows.dry_run import dry_run_host
+
+        entry = hosts.read(name)
+        source = provision.manifest_for_host(
+            entry, opened.root, manifest=manifest, system=system, flake=flake
+        )
+        route = fleet.route_for(
+            entry,
+            local=local,
+            target_host=target_host,
+            ssh_option=ssh_option,
+            use_sudo=use_sudo,
+            remote_command=remote_command,
+            root=root,
+            remote_manifest=remote_manifest,
+            manifest=manifest,
+            system=system,
+        )
+        transport = delivery.choose(opened, entry, local=local, target_host=target_host)
+        status = delivery.status_runner(transport, route, name)
+        where = route.where if transport.kind == "ssh" else describe(transport)
+        return dry_run_host(
+            opened, scheme, entry, source, route, at=instant, status=status, where=where
+        )
+
+    if dry_run:
+        from aux_secrets.cli import dry_run as shown
+
+        runs = (
+            fleet.run_with_progress(names, dry_job, jobs, "asking")
+            if all_hosts
+            else provision.run_fleet(names, dry_job, jobs=1)
+        )
+        shown.report(runs, all_hosts=all_hosts, as_json=as_json)
+        return
 
     def job(name: str) -> provision.HostReport:
         entry = hosts.read(name)  # in the job: one bad host file fails only that host
