@@ -300,7 +300,7 @@ def install(
 
 audit_app = typer.Typer(
     help="The host's audit log (storeDir/audit.jsonl).\n\n"
-    "Example: aux-secrets audit verify --root /",
+    "Example: aux-secrets audit show --last 10",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -341,4 +341,7 @@ def audit_verify(
 def register(app: typer.Typer) -> None:
     app.command("activate")(activate)
     app.command("install")(install)
+    from aux_secrets.cli import audit_show
+
+    audit_show.register(audit_app)
     app.add_typer(audit_app, name="audit")
