@@ -5,14 +5,21 @@
    encrypting and decrypting the same payload bytes.
 2. ``provision --all`` for 20 hosts over loopback ssh (one sshd, 20 host entries with
    their own roots), against 20 sequential ``ssh HOST true`` round trips.
+3. ``provision --local`` of a host with 1,000 secrets (a rerun: a new serial, nothing
+   changes), against ``age`` encrypting and decrypting the same payload, and with
+   ``--compare-src OTHER/src`` against another checkout in the same run (each with its
+   own vault and host, made by its own code; interleaved).
 
 Run: .venv/bin/python -m bench.provision [--secrets 1000] [--hosts 20]
+     .venv/bin/python -m bench.provision --only local [--compare-src OTHER/src]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import shutil
 import statistics
 import subprocess
@@ -140,11 +147,106 @@ def bench_fleet(work: Path, hosts: int, jobs: list[int]) -> dict[str, float]:
         stop_sshd(proc)
 
 
+def _env(src: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUX_SECRETS_")}
+    if src is not None:
+        env["PYTHONPATH"] = src
+    return env
+
+
+def _run_env(argv: list[str | Path], env: dict[str, str]) -> bytes:
+    done = subprocess.run([str(a) for a in argv], capture_output=True, check=False, env=env)
+    if done.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(map(str, argv))}\n{done.stderr.decode()}")
+    return done.stdout
+
+
+def bench_local(
+    work: Path, count: int, tools: list[tuple[str, dict[str, str]]], repeat: int
+) -> tuple[dict[str, list[float]], list[float], int]:
+    """``provision --local`` reruns per tool, and age on the same payload."""
+    argvs: dict[str, list[str | Path]] = {}
+    key = work / "hostkey"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    pub = " ".join(key.with_suffix(".pub").read_text().split()[:2])
+    for label, env in tools:
+        here = work / label
+        (here / "root/etc/ssh").mkdir(parents=True)
+        (here / "root/etc/aux-secrets").mkdir()
+        shutil.copy(key, here / "root/etc/ssh/ssh_host_ed25519_key")
+        manifest = here / "root/etc/aux-secrets/manifest.json"
+        manifest.write_bytes(big_manifest("big", count, "/bin/true"))
+        pw = here / "pw"
+        pw.write_bytes(PASSWORD)
+        vault = here / "vault"
+        _run_env(
+            [*AUX, "init", vault, "--password-file", pw, "--argon2-memory", "8",
+             "--argon2-time", "1"],
+            env,
+        )  # fmt: skip
+        _run_env([*AUX, "host", "add", "big", "--ssh-host-key", pub, "--manifest", manifest,
+                  "--vault", vault], env)  # fmt: skip
+        argvs[label] = [*AUX, "provision", "--host", "big", "--local", "--root", here / "root",
+                        "--vault", vault, "--password-file", pw]  # fmt: skip
+        _run_env(argvs[label], env)  # the first run: everything new
+    first_env = tools[0][1]
+    vault0 = work / tools[0][0] / "vault"
+    bundle = work / "big.age"
+    _run_env([*AUX, "bundle", "--host", "big", "-o", bundle, "--vault", vault0,
+              "--password-file", work / tools[0][0] / "pw"], first_env)  # fmt: skip
+    payload = work / "payload"
+    payload.write_bytes(_run_env(["age", "-d", "-i", key, bundle], first_env))
+    times: dict[str, list[float]] = {label: [] for label, _ in tools}
+    age_times: list[float] = []
+    recipient = work / "recipient"
+    recipient.write_text(pub + "\n")
+    enc = work / "enc.age"
+    for _ in range(repeat):
+        for label, env in tools:
+            start = time.perf_counter()
+            out = _run_env(argvs[label], env)
+            times[label].append(time.perf_counter() - start)
+            assert b"no change" in out, out
+        start = time.perf_counter()
+        run(["age", "-R", recipient, "-o", enc, payload])
+        run(["age", "-d", "-i", key, "-o", work / "out", enc])
+        age_times.append(time.perf_counter() - start)
+    return times, age_times, payload.stat().st_size
+
+
+def main_local(args: argparse.Namespace) -> None:
+    tools = [("aux-secrets", _env(None))]
+    if args.compare_src:
+        tools.append(("compared", _env(args.compare_src)))
+    loads = [os.getloadavg()[0]]
+    with tempfile.TemporaryDirectory(prefix="aux-bench-local-") as tmp:
+        times, age, size = bench_local(Path(tmp), args.secrets, tools, args.repeat)
+    loads.append(os.getloadavg()[0])
+    age_best = min(age)
+    print(f"# provision --local rerun, {args.secrets} secrets (payload {size} bytes)")
+    print(f"# {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"# best of {args.repeat}, interleaved; load {min(loads):.1f} to {max(loads):.1f}")
+    print(f"# reference: age -R encrypt + age -d decrypt of the payload = {age_best:.3f} s")
+    print("| tool | provision --local (best, range) | ratio to age |")
+    print("| --- | --- | --- |")
+    for label, runs in times.items():
+        print(
+            f"| {label} | {min(runs):.3f} s ({min(runs):.2f}-{max(runs):.2f}) "
+            f"| {min(runs) / age_best:.0f}x |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--secrets", type=int, default=1000)
     parser.add_argument("--hosts", type=int, default=20)
+    parser.add_argument("--only", choices=["local"], help="run only this part")
+    parser.add_argument("--compare-src", help="another checkout's src/ (with --only local)")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per tool (--only local)")
     args = parser.parse_args()
+    if args.only == "local":
+        main_local(args)
+        return
     for program in ("age", "ssh", "ssh-keygen"):
         if shutil.which(program) is None:
             raise SystemExit(f"{program} is not installed")
