@@ -146,9 +146,8 @@ def main() -> None:
             for _ in range(args.repeat):
                 for tool, (base, env) in tools.items():  # interleaved: same load for both
                     serial += 1
-                    # A first activation each time: an entry listing 20,000 changed secrets
-                    # is over the audit log's 1 MiB last-line limit, so a second one would
-                    # be refused until entries are bounded.
+                    # A first activation each time, into an empty store: every secret is
+                    # changed, and both tools start from the same state.
                     shutil.rmtree(root / "var/lib/aux-secrets", ignore_errors=True)
                     bundle = work / f"b-{count}-{serial}.age"
                     bundle.write_bytes(make_bundle(key, count, serial))
