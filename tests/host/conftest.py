@@ -88,9 +88,19 @@ def vm(vm_image: tuple[Path, Path, Path], tmp_path: Path) -> Iterator[Host]:
     try:
         seconds = machine.boot()
         print(f"VM boot {seconds:.1f}s")
-        yield Host(machine, cache_dir() / "id_ed25519", tmp_path)
+        host = Host(machine, cache_dir() / "id_ed25519", tmp_path)
+        yield host
+        assert_no_cycles(host)
     finally:
         machine.stop()
+
+
+def assert_no_cycles(host: Host) -> None:
+    """No "ordering cycle" in `journalctl -b` of any boot the test made (a power cut's
+    boot excepted: there is no journal to read at the instant of a cut)."""
+    if host.machine.boots:
+        cycles = host.ordering_cycles() if host.machine.leader_alive() else host.machine.cycles
+        assert cycles == [], cycles
 
 
 @pytest.fixture
@@ -104,6 +114,8 @@ def host(host_layers: list[Path], tmp_path: Path) -> Iterator[Host]:
     try:
         seconds = machine.boot()
         print(f"nspawn boot {seconds:.2f}s")
-        yield Host(machine, cache_dir() / "id_ed25519", tmp_path)
+        host = Host(machine, cache_dir() / "id_ed25519", tmp_path)
+        yield host
+        assert_no_cycles(host)
     finally:
         machine.stop()

@@ -24,6 +24,10 @@ STOP_TIMEOUT = 30.0
 CGROUP = Path("/sys/fs/cgroup")
 
 
+def ordering_cycles(journal: str) -> list[str]:
+    return [line for line in journal.splitlines() if "ordering cycle" in line]
+
+
 class HostError(AssertionError):
     """The host did not do what the harness needs (boot, stop, answer)."""
 
@@ -61,6 +65,7 @@ class NspawnHost:
         self.process: subprocess.Popen[bytes] | None = None
         self.leader = 0
         self.boots: list[float] = []
+        self.cycles: list[str] = []  # "ordering cycle" lines of the boots rebooted from
         self._mount()
 
     # ------------------------------------------------------------------ filesystem
@@ -153,6 +158,9 @@ class NspawnHost:
         except OSError:
             return ""
 
+    def leader_alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None and bool(self.leader)
+
     def wait_exit(self, timeout: float = STOP_TIMEOUT) -> int | None:
         if self.process is None:
             return None
@@ -163,6 +171,7 @@ class NspawnHost:
 
     def reboot(self) -> float:
         """``systemctl reboot`` inside: nspawn exits 133, and the same root boots again."""
+        self.cycles += ordering_cycles(self.journal())
         self.run(["systemctl", "reboot"], check=False, timeout=30)
         code = self.wait_exit()
         if code != 133:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.host.nspawn import HostError, NspawnHost
+from tests.host.nspawn import HostError, NspawnHost, ordering_cycles
 from tests.host.vm import VmHost
 
 TARGET = "root@127.0.0.1"
@@ -52,7 +52,8 @@ class Host:
         return self.inside(f"systemctl show -P MainPID {unit}").strip()
 
     def ordering_cycles(self) -> list[str]:
-        return [line for line in self.machine.journal().splitlines() if "ordering cycle" in line]
+        """Every "ordering cycle" line of this boot and of the boots rebooted from."""
+        return [*self.machine.cycles, *ordering_cycles(self.machine.journal())]
 
     # ------------------------------------------------------------------ the operator
     def operator(

@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from tests.host.nspawn import HostError
+from tests.host.nspawn import HostError, ordering_cycles
 from tests.host.support import OVMF_CODE, OVMF_VARS
 
 BOOT_TIMEOUT = 240.0
@@ -99,6 +99,7 @@ class VmHost:
         self.qemu: subprocess.Popen[bytes] | None = None
         self.swtpm: subprocess.Popen[bytes] | None = None
         self.boots: list[float] = []
+        self.cycles: list[str] = []  # "ordering cycle" lines of the boots rebooted from
         self.name = f"vm:{self.ssh_port}"
 
     # ------------------------------------------------------------------ lifecycle
@@ -195,6 +196,9 @@ class VmHost:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
+    def leader_alive(self) -> bool:
+        return self.qemu is not None and self.qemu.poll() is None
+
     def kill(self) -> None:
         """Power cut: SIGKILL qemu (the guest's unwritten data is lost), then swtpm."""
         for process in (self.qemu, self.swtpm):
@@ -214,6 +218,7 @@ class VmHost:
 
     def reboot(self) -> float:
         """Power off and start again on the same disk, TPM state and firmware variables."""
+        self.cycles += ordering_cycles(self.journal())
         self.stop()
         return self.boot()
 
