@@ -63,7 +63,7 @@ def host_layers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Path]
 @pytest.fixture(scope="session")
 def vm_image(
     host_layers: list[Path], tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Path, Path, Path]:
+) -> Iterator[tuple[Path, Path, Path]]:
     """The session's VM disk image (cached root + this checkout), kernel and initrd."""
     why = support.vm_missing()
     if why is not None:
@@ -73,9 +73,11 @@ def vm_image(
     from tests.host.vm import build_image
 
     started = time.monotonic()
-    image = build_image(host_layers, Path(tmp_path_factory.mktemp("vm-image")))
+    work = Path(tmp_path_factory.mktemp("vm-image"))
+    image = build_image(host_layers, work)
     print(f"\nhost suite: VM image {time.monotonic() - started:.1f}s")
-    return image
+    yield image
+    shutil.rmtree(work, ignore_errors=True)  # a 3 GB sparse image per run otherwise
 
 
 @pytest.fixture
@@ -93,6 +95,7 @@ def vm(vm_image: tuple[Path, Path, Path], tmp_path: Path) -> Iterator[Host]:
         assert_no_cycles(host)
     finally:
         machine.stop()
+        machine.disk.unlink(missing_ok=True)  # the logs stay for a failed test
 
 
 def assert_no_cycles(host: Host) -> None:
