@@ -187,7 +187,7 @@ def test_host_error_is_the_last_meaningful_lines() -> None:
         b"PermissionError: [Errno 13] Permission denied: '/var/lib/aux-secrets'\n"
     )
     text = host_error(_result(noisy))
-    assert text.startswith("exit status 1: ")
+    assert text.startswith("File ")  # the last three meaningful lines, not the first
     assert text.endswith("PermissionError: [Errno 13] Permission denied: '/var/lib/aux-secrets'")
     assert "Permanently added" not in text
     ours = b"aux-secrets: warning: first\naux-secrets: error: the real one\naux-secrets: hint: x\n"

@@ -510,7 +510,7 @@ def host_error(result: ssh.CommandResult) -> str:
         return errors[-1].split(": error: ", 1)[1]
     if not lines:
         return f"exit status {result.returncode}"
-    return f"exit status {result.returncode}: " + " | ".join(lines[-HOST_ERROR_LINES:])
+    return " | ".join(lines[-HOST_ERROR_LINES:])
 
 
 def host_hint(result: ssh.CommandResult) -> str | None:
