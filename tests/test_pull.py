@@ -85,9 +85,9 @@ def test_pull_over_http_activates_installs_then_is_up_to_date(fleet: Fleet) -> N
     with serve(fleet.pub) as server:
         first = pull(fleet.host, server.url, "--json")
         assert first.returncode == 0, first.stderr
-        docs = first.stdout.decode()
-        report = json.loads(docs[: docs.index("\n}\n") + 2])
+        report = json.loads(first.stdout)  # one document, install's report inside
         assert report["result"] == "activated"
+        assert report["install"]["manifest"] == {"carried": False, "path": str(fleet.host.manifest)}
         assert report["previousSerial"] is None
         assert sorted(report["changed"]) == ["api/hmac", "db/password"]
         derived = cli("derive", "db/web1", "--charset", "alnum", *fleet.vault.args()).stdout
@@ -108,9 +108,21 @@ def test_pull_over_http_activates_installs_then_is_up_to_date(fleet: Fleet) -> N
         fleet.publish(fleet.bundle(), ago=30)
         newer = pull(fleet.host, server.url, "--json")
         assert newer.returncode == 0, newer.stderr
-        assert (
-            json.loads(newer.stdout.decode().split("\n}\n")[0] + "\n}")["serial"] > report["serial"]
-        )
+        assert json.loads(newer.stdout)["serial"] > report["serial"]
+
+
+def test_pull_on_a_host_without_a_manifest_installs_with_the_carried_one(fleet: Fleet) -> None:
+    fleet.publish(fleet.bundle())
+    fleet.host.manifest.unlink()  # a first deployment: nothing in /etc yet
+    with serve(fleet.pub) as server:
+        done = pull(fleet.host, server.url, "--host", "web1", "--trust-first-signer", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["result"] == "activated"
+    assert report["install"]["manifest"] == {"carried": True, "path": None}
+    derived = cli("derive", "db/web1", "--charset", "alnum", *fleet.vault.args()).stdout
+    assert fleet.host.installed("db/password") == derived
+    assert not fleet.host.manifest.exists()  # nothing written to /etc
 
 
 def test_a_bundle_replaced_within_the_second_is_not_missed(fleet: Fleet) -> None:
@@ -125,7 +137,7 @@ def test_a_bundle_replaced_within_the_second_is_not_missed(fleet: Fleet) -> None
 def _pulled(fleet: Fleet, server: Server) -> int:
     done = pull(fleet.host, server.url, "--json")
     assert done.returncode == 0, done.stderr
-    return int(json.loads(done.stdout.decode().split("\n}\n")[0] + "\n}")["serial"])
+    return int(json.loads(done.stdout)["serial"])
 
 
 def test_replayed_bundle_is_refused_and_the_host_keeps_its_serial(fleet: Fleet) -> None:

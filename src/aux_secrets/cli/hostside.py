@@ -8,6 +8,7 @@ and the demo never touch the real system. ``install`` lives in this module as we
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -24,7 +25,7 @@ from aux_secrets.adapters.hostroot import (
 )
 
 if TYPE_CHECKING:
-    pass
+    from aux_secrets.errors import AuxError
 
 # --------------------------------------------------------------------------- shared options
 # Reused by every host-side command (activate, status, audit, install).
@@ -210,6 +211,46 @@ def install(
         aux-secrets install --root /tmp/demo-root --dry-run
     """
     import json
+
+    from aux_secrets.cli import output
+
+    done = install_from_store(
+        manifest,
+        root,
+        dry_run=dry_run,
+        for_users=for_users,
+        activation_lists=activation_lists,
+        at=at,
+    )
+    if as_json:
+        text = json.dumps(done.doc, indent=2, sort_keys=True) + "\n"
+    else:
+        text = "\n".join(done.lines) + "\n"
+    output.write_stdout_bytes(text.encode())
+    if done.missing is not None:
+        raise done.missing
+
+
+@dataclass(frozen=True)
+class InstallOutcome:
+    """What an install did: its --json document, its human lines, and the error for the
+    secrets it could not install (raised after printing, so the report is never lost)."""
+
+    doc: dict[str, object]
+    lines: list[str]
+    missing: AuxError | None
+
+
+def install_from_store(
+    manifest: Path | None,
+    root: Path | None,
+    *,
+    dry_run: bool = False,
+    for_users: bool = False,
+    activation_lists: bool = False,
+    at: str | None = None,
+) -> InstallOutcome:
+    """The install command's work (shared with pull): warnings go to stderr as they come."""
     from datetime import UTC, datetime
 
     from aux_secrets.adapters.carried import Recording, carried_manifest, other_manifest_warning
@@ -279,20 +320,13 @@ def install(
         other = other_manifest_warning(source.payload, parsed, manifest_path(manifest, root_dir)[0])
         if other is not None:
             output.warning(other)
-    if as_json:
-        doc = report_json(report)
-        doc["manifest"] = {
-            "path": None if carried is not None else str(manifest_path(manifest, root_dir)[0]),
-            "carried": carried is not None,
-        }
-        doc["resealed"] = list(resealed.changes) if resealed is not None else []
-        text = json.dumps(doc, indent=2, sort_keys=True) + "\n"
-    else:
-        text = "\n".join(report_lines(report)) + "\n"
-    output.write_stdout_bytes(text.encode())
-    missing = missing_error(report, parsed.host)
-    if missing is not None:
-        raise missing
+    doc = report_json(report)
+    doc["manifest"] = {
+        "path": None if carried is not None else str(manifest_path(manifest, root_dir)[0]),
+        "carried": carried is not None,
+    }
+    doc["resealed"] = list(resealed.changes) if resealed is not None else []
+    return InstallOutcome(doc, list(report_lines(report)), missing_error(report, parsed.host))
 
 
 # --------------------------------------------------------------------------- audit

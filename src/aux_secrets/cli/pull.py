@@ -16,8 +16,8 @@ exactly as a delivered one (host key, signer, host name, serial), then activated
 and installed. A source that is missing, unreachable, stale, replayed, foreign or
 cut short changes nothing: this host keeps what it has, and the error says so.
 Exit 0 also when the source holds nothing newer. --json prints one document
-(result "activated" or "up-to-date", serial, what changed), followed by install's
-when a bundle was taken in. Boot never needs it: the local
+(result "activated" or "up-to-date", serial, what changed), with install's report
+under "install" when a bundle was taken in and installed. Boot never needs it: the local
 store installs without network. SOURCE defaults to ${ENV_SOURCE} (the
 aux-secrets-pull.timer reads it from /etc/aux-secrets/pull.env).
 
@@ -80,6 +80,10 @@ def pull_command(
         trust_first_signer=trust_first_signer,
     )
     done = result.activated
+    # Install also on a host without a manifest of its own: the bundle carries one.
+    installed = (
+        hostside.install_from_store(manifest, root) if done is not None and not no_install else None
+    )
     if as_json:
         doc: dict[str, object] = {
             "host": this_host,
@@ -92,6 +96,8 @@ def pull_command(
             doc["changed"] = list(done.changed)
             doc["removed"] = list(done.removed)
             doc["signer"] = signer_fingerprint(done.signer)
+        if installed is not None:
+            doc["install"] = installed.doc
         output.write_stdout_bytes(json.dumps(doc, indent=2).encode() + b"\n")
     elif done is None:
         output.info(f"{this_host}: {result.where} holds nothing newer than serial {result.serial}")
@@ -101,5 +107,7 @@ def pull_command(
             f"(was {done.previous_serial if done.previous_serial is not None else 'none'}): "
             f"{len(done.changed)} changed, {len(done.removed)} removed"
         )
-    if done is not None and parsed is not None and not no_install:
-        hostside.install(manifest=manifest, root=root, as_json=as_json)
+        if installed is not None:
+            output.write_stdout_bytes(("\n".join(installed.lines) + "\n").encode())
+    if installed is not None and installed.missing is not None:
+        raise installed.missing
