@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +11,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from aux_secrets.cli import common, output
+from aux_secrets.cli.derive_emit import emit as _emit
+from aux_secrets.cli.derive_emit import json_line as _json_line
+from aux_secrets.cli.derive_emit import json_value as _json_value
+from aux_secrets.cli.derive_emit import warn_unknown_placeholders as _warn_unknown_placeholders
 from aux_secrets.errors import AuxError, InputError, UsageError
 
 if TYPE_CHECKING:
@@ -115,26 +117,6 @@ def _open_scheme(
     return gk.GokeySeeded(password, seed_bytes, "v2", gokey.seed_skip)
 
 
-def _json_value(request: DeriveRequest, value: bytes, realm: str | None = None) -> dict[str, Any]:
-    import base64
-
-    from aux_secrets.core.derive import resolve_encoding
-
-    entry: dict[str, Any] = {"realm": realm or request.realm, "type": request.type}
-    text: str | None = None
-    if resolve_encoding(request) != "binary":
-        try:
-            text = value.decode("utf-8")
-        except UnicodeDecodeError:
-            text = None
-    if text is None:
-        entry["value"] = base64.b64encode(value).decode("ascii")
-        entry["encoding"] = "base64"
-    else:
-        entry["value"] = text
-    return entry
-
-
 def _parse_batch_line(number: int, line: bytes) -> DeriveRequest:
     from aux_secrets.core.derive import DeriveRequest
     from aux_secrets.core.nesting import loads_json  # tomllib with it: not at start-up
@@ -194,19 +176,6 @@ def _read_batch(source: str) -> list[tuple[int, DeriveRequest]]:
 
 def _with_line(number: int, exc: AuxError) -> AuxError:
     return type(exc)(f"batch line {number}: {exc.message}", hint=exc.hint)
-
-
-def _emit(data: bytes, destination: Path | None, *, terminal_newline: bool = False) -> None:
-    """To stdout or a file; with ``terminal_newline`` a newline ends it on a terminal (as
-    gokey does), never in a pipe or file, whose bytes stay exactly the secret."""
-    if destination is None or str(destination) == "-":
-        if terminal_newline and not data.endswith(b"\n") and sys.stdout.isatty():
-            data += b"\n"
-        output.write_stdout_bytes(data)
-        return
-    from aux_secrets.adapters.fs import atomic_write
-
-    atomic_write(destination, data, mode=0o600)
 
 
 def derive_command(
@@ -406,27 +375,10 @@ def derive_command(
     )
 
 
-def _warn_unknown_placeholders(realm: str) -> None:
-    """A ``{...}`` that is not ``{period}`` is derived literally: say so (a typo?)."""
-    import re
-
-    from aux_secrets.core.rotation import PLACEHOLDER
-
-    for found in sorted(set(re.findall(r"\{[^{}]*\}", realm)) - {PLACEHOLDER}):
-        output.warning(
-            f"realm {realm!r}: {found} is not a placeholder and is derived as written "
-            f"(the only placeholder is {PLACEHOLDER}, with --rotation)"
-        )
-
-
 def _derive(scheme: Scheme, request: DeriveRequest) -> bytes:
     from aux_secrets.core.derive import derive
 
     return derive(scheme, request)
-
-
-def _json_line(obj: object) -> bytes:
-    return (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def _run_batch(

@@ -196,6 +196,12 @@ def main(argv: list[str] | None = None) -> int:
     if list(args) == ["--version"]:  # what typer would print, without building anything
         print(f"aux-secrets {__version__}")
         return 0
+    if not completing:  # store get and derive from the agent, before typer is imported
+        from aux_secrets.cli.fastpath import answer
+
+        code = answer(args)
+        if code is not None:
+            return code
     import typer
 
     try:  # typer >= 0.26 vendors click; older releases (and some distributions) use click
