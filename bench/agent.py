@@ -3,7 +3,8 @@
 Side by side in the same run with `pass show` (gpg with a passphrase-less key, so
 no agent prompt) and `age -d` of one small file. The vault uses the default Argon2id
 parameters (64 MiB, t=6), as a real one does. Each figure is the median wall time of
---repeat whole processes.
+--repeat whole processes. "via typer" is the agent case with the fast path
+(cli/fastpath.py) turned off: what the typer command costs.
 
 Run: .venv/bin/python -m bench.agent [--repeat 15]   (needs pass, gpg, age, ssh-keygen)
 """
@@ -129,17 +130,23 @@ def main() -> None:
         must([*AUX, "agent", "unlock", "--timeout", "600", *base, *pw], env)
         try:
             with_agent = {name: median_wall([*AUX, *argv], env, n) for name, argv in cases.items()}
+            typer_env = env | {"_AUX_SECRETS_NO_FASTPATH": "1"}  # what the fast path saves
+            through_typer = {
+                name: median_wall([*AUX, *argv], typer_env, n) for name, argv in cases.items()
+            }
         finally:
             must([*AUX, "agent", "lock"], env)
         load = os.getloadavg()
         print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, median of {n} runs")
+        widths = (9, 9, 9, 13, 10)
+        heads = ("no agent", "agent", "via typer", "vs pass show", "vs age -d")
         print(
-            f"{'command':<32} {'no agent':>9} {'agent':>9} {'vs pass show':>13} {'vs age -d':>10}"
+            f"{'command':<32} " + " ".join(f"{h:>{w}}" for h, w in zip(heads, widths, strict=True))
         )
         for name in cases:
-            a, b = without[name], with_agent[name]
+            a, b, c = without[name], with_agent[name], through_typer[name]
             ratios = f"{b / t_pass:12.2f}x {b / t_age:9.1f}x"
-            print(f"{name:<32} {a * 1000:7.0f}ms {b * 1000:7.0f}ms {ratios}")
+            print(f"{name:<32} {a * 1000:7.0f}ms {b * 1000:7.0f}ms {c * 1000:7.0f}ms {ratios}")
         print(f"{'pass show':<32} {t_pass * 1000:7.0f}ms")
         print(f"{'age -d':<32} {t_age * 1000:7.0f}ms")
     finally:
