@@ -32,12 +32,25 @@ import os, sys, time
 app, victim, stop = sys.argv[1], sys.argv[2], sys.argv[3]
 real = app + ".real"
 swaps = 0
+
+def aside():
+    # The installer saw the name free and created the directory itself: move it away.
+    os.rename(app, "%s.made%d" % (app, swaps))
+
 while not os.path.exists(stop):
     os.rename(app, real)
-    os.symlink(victim, app)
-    time.sleep(0.0005)
-    os.unlink(app)
-    os.rename(real, app)
+    try:
+        os.symlink(victim, app)
+    except FileExistsError:
+        aside()
+    else:
+        time.sleep(0.0005)
+        os.unlink(app)
+    try:
+        os.rename(real, app)
+    except OSError:  # the installer made the name (and a child) again in between
+        aside()
+        os.rename(real, app)
     swaps += 1
 print(swaps)
 """
