@@ -28,6 +28,7 @@ def test_status_json_before_and_after_activate(tmp_path: Path) -> None:
         "stale": None,
         "valuesEnd": None,
         "runsOutSoon": False,
+        "expires": None,
         "installed": None,
         "slots": [],
     }

@@ -22,6 +22,9 @@ from aux_secrets.adapters.hostroot import (
 )
 from aux_secrets.cli.hostside import JsonOpt, ManifestOpt, RootOpt
 
+# A store value's expiry date is named this many days ahead (the operator side says 30).
+EXPIRY_WARNING_DAYS = 14
+
 if TYPE_CHECKING:
     import typer
 
@@ -128,10 +131,13 @@ def status_report(manifest: Manifest | None, root: Path, at: datetime) -> dict[s
             "stale": None,
             "valuesEnd": None,
             "runsOutSoon": False,
+            "expires": None,
             "installed": installed.get(f"secret:{name}"),
             "slots": [],
         }
         if meta is not None and name in meta.secrets:
+            expires = meta.secrets[name].expires
+            entry["expires"] = None if expires is None else expires.isoformat()
             live = live_slot(meta.secrets[name].slots, instant)
             entry["label"], entry["fingerprint"] = live.label, live.fingerprint
             entry["stale"] = live.stale
@@ -187,8 +193,25 @@ def status_report(manifest: Manifest | None, root: Path, at: datetime) -> dict[s
         "stale": sorted(n for n, e in secrets.items() if e["stale"]),
         "installedChanged": sorted(k for k, v in installed.items() if v in ("changed", "missing")),
         "runningOut": sorted(n for n, e in secrets.items() if e["runsOutSoon"]),
+        "expiring": sorted(
+            n for n, e in secrets.items() if _expiry_state(e["expires"], at) is not None
+        ),
         "secrets": secrets,
     }
+
+
+def _expiry_state(expires: str | None, at: datetime) -> str | None:
+    """'EXPIRED on D' or 'expires on D (in N days)' when within EXPIRY_WARNING_DAYS."""
+    from datetime import date
+
+    if expires is None:
+        return None
+    left = (date.fromisoformat(expires) - at.date()).days
+    if left < 0:
+        return f"EXPIRED on {expires}"
+    if left <= EXPIRY_WARNING_DAYS:
+        return f"expires on {expires} (in {left} days)"
+    return None
 
 
 def warning_lines(report: dict[str, Any]) -> list[str]:
@@ -230,6 +253,15 @@ def warning_lines(report: dict[str, Any]) -> list[str]:
         lines.append(
             f"secret {name}: its values run out at {entry['valuesEnd']}: provision before then"
         )
+    from aux_secrets.core.bundle import parse_instant_strict
+
+    at = parse_instant_strict(report["time"], "time")
+    for name in report["expiring"]:
+        state = _expiry_state(report["secrets"][name]["expires"], at)
+        lines.append(
+            f"secret {name}: its store value {state}: renew it in the vault "
+            "(aux-secrets store set) and provision this host again"
+        )
     return lines
 
 
@@ -241,8 +273,8 @@ def status(
     """Show the active bundle, backend, each secret's keyed fingerprint and source.
 
     Reads only clear metadata: no decrypt, no TPM access, never a value. Stale values
-    (their values ran out, or the clock is behind the bundle) and values that run out
-    within days are named on stderr. Example:
+    (their values ran out, or the clock is behind the bundle), values that run out
+    within days and store values that expire within 14 days are named on stderr. Example:
 
     \b
         aux-secrets status
@@ -255,7 +287,8 @@ def status(
 
     root_dir = resolve_root(root)
     parsed = load_manifest(manifest, root_dir, required=False)
-    report = status_report(parsed, root_dir, datetime.now(UTC).replace(microsecond=0))
+    now = datetime.now(UTC).replace(microsecond=0)
+    report = status_report(parsed, root_dir, now)
     path = manifest_path(manifest, root_dir)[0]
     report["manifest"] = str(path) if parsed is not None else None
     for line in warning_lines(report):
@@ -294,6 +327,9 @@ def status(
             "missing from store" if not entry["inStore"] else entry["fingerprint"] or "no live slot"
         )
         mark = "  STALE" if entry["stale"] else ""
+        if name in report["expiring"]:
+            expired = (_expiry_state(entry["expires"], now) or "").startswith("EXPIRED")
+            mark += f"  {'EXPIRED' if expired else 'EXPIRES'} {entry['expires']}"
         if entry["installed"] in ("changed", "missing"):
             mark += f"  INSTALLED FILE {entry['installed'].upper()}"
         lines.append(

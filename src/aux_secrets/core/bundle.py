@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from aux_secrets.core.nesting import TOO_DEEP, loads_json
@@ -61,6 +61,8 @@ class BundleSecret:
 
     slots: tuple[BundleSlot, ...]
     public: bytes | None = field(default=None, repr=False)
+    # The store secret's expiry date (optional field ``expires``), so the host can warn.
+    expires: date | None = None
 
     def current_slot(self) -> BundleSlot:
         """The slot the bundle maker marked ``current`` (decode guarantees exactly one)."""
@@ -113,6 +115,16 @@ def parse_instant_strict(text: object, where: str) -> datetime:
         return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     except ValueError:
         raise InputError(f"{where}: {text!r} is not a valid instant") from None
+
+
+def parse_date_strict(text: object, where: str) -> date:
+    """An ISO calendar date (``2026-12-31``), the only form ``expires`` takes."""
+    if not isinstance(text, str) or not re.fullmatch(r"\d{4}-\d\d-\d\d", text):
+        raise InputError(f"{where}: expected a date like 2026-12-31")
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{where}: {text!r} is not a valid date") from None
 
 
 def _b64encode(data: bytes) -> str:
@@ -174,7 +186,7 @@ def encode_payload(payload: BundlePayload) -> bytes:
 def _encode_valid(payload: BundlePayload) -> bytes:
     secrets: dict[str, Any] = {}
     for name, secret in payload.secrets.items():
-        secrets[name] = {
+        entry: dict[str, Any] = {
             "public": None if secret.public is None else _b64encode(secret.public),
             "slots": [
                 {
@@ -191,6 +203,9 @@ def _encode_valid(payload: BundlePayload) -> bytes:
                 for slot in secret.slots
             ],
         }
+        if secret.expires is not None:  # absent: not a store secret, or one without expiry
+            entry["expires"] = secret.expires.isoformat()
+        secrets[name] = entry
     document = {
         "bundleId": payload.bundle_id,
         "created": format_instant(payload.created),
@@ -309,7 +324,7 @@ def decode_payload(data: bytes) -> BundlePayload:
     for name, secret_doc in secrets_doc.items():
         where = f"$.secrets.{name}"
         check_secret_name(name, where)
-        sec = _object(secret_doc, where, {"slots", "public"})
+        sec = _object(secret_doc, where, {"slots", "public"}, frozenset({"expires"}))
         slots_doc = sec["slots"]
         if not isinstance(slots_doc, list):
             raise InputError(f"{where}.slots: expected a list")
@@ -331,7 +346,10 @@ def decode_payload(data: bytes) -> BundlePayload:
                 )
             )
         public = None if sec["public"] is None else _b64decode(sec["public"], f"{where}.public")
-        secrets[name] = BundleSecret(slots=tuple(slots), public=public)
+        expires = (
+            None if "expires" not in sec else parse_date_strict(sec["expires"], f"{where}.expires")
+        )
+        secrets[name] = BundleSecret(slots=tuple(slots), public=public, expires=expires)
     payload = BundlePayload(
         host=top["host"],
         serial=top["serial"],
@@ -363,5 +381,6 @@ __all__ = [
     "encode_payload",
     "format_instant",
     "load_json",
+    "parse_date_strict",
     "parse_instant_strict",
 ]

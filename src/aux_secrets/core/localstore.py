@@ -21,7 +21,7 @@ import re
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from aux_secrets.core.bundle import (
@@ -35,6 +35,7 @@ from aux_secrets.core.bundle import (
     check_secret_name,
     format_instant,
     load_json,
+    parse_date_strict,
     parse_instant_strict,
 )
 from aux_secrets.core.fingerprint import fingerprint, is_fingerprint
@@ -148,6 +149,7 @@ class SlotMeta:
 class SecretMeta:
     slots: tuple[SlotMeta, ...]
     has_public: bool
+    expires: date | None = None  # the store secret's expiry date the bundle carried
 
 
 @dataclass(frozen=True)
@@ -197,6 +199,7 @@ def meta_for(
                 for s in secret.slots
             ),
             has_public=secret.public is not None,
+            expires=secret.expires,
         )
         for name, secret in sorted(payload.secrets.items())
     }
@@ -267,6 +270,7 @@ def encode_meta(meta: StoreMeta) -> bytes:
         "host": meta.host,
         "secrets": {
             name: {
+                **({} if sm.expires is None else {"expires": sm.expires.isoformat()}),
                 "hasPublic": sm.has_public,
                 "slots": [
                     {
@@ -344,7 +348,9 @@ def decode_meta(data: bytes, *, name: str = "store metadata") -> StoreMeta:
     secrets: dict[str, SecretMeta] = {}
     for secret, sdoc in secrets_doc.items():
         where = f"{name}: $.secrets.{secret}"
-        s = _fields(sdoc, where, {"hasPublic", "slots"})
+        # ``expires`` only for a store secret with an expiry date (absent in older files).
+        optional = {"expires"} & set(sdoc) if isinstance(sdoc, dict) else set()
+        s = _fields(sdoc, where, {"hasPublic", "slots"} | optional)
         if not isinstance(s["hasPublic"], bool) or not isinstance(s["slots"], list):
             raise InputError(f"{where}: malformed")
         slots = []
@@ -366,7 +372,10 @@ def decode_meta(data: bytes, *, name: str = "store metadata") -> StoreMeta:
                     fingerprint=sl["fingerprint"],
                 )
             )
-        secrets[secret] = SecretMeta(slots=tuple(slots), has_public=s["hasPublic"])
+        expires = (
+            None if "expires" not in s else parse_date_strict(s["expires"], f"{where}.expires")
+        )
+        secrets[secret] = SecretMeta(slots=tuple(slots), has_public=s["hasPublic"], expires=expires)
     meta = StoreMeta(
         backend=top["backend"],
         credential_key=top["credentialKey"],

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from aux_secrets.core.render import SecretValues
@@ -60,6 +60,7 @@ class ResolvedSecret:
     name: str
     slots: tuple[ResolvedSlot, ...]
     public: bytes | None = field(default=None, repr=False)
+    expires: date | None = None  # a store secret's expiry date, when it has one
 
     def values(self) -> SecretValues:
         current = next(s.value for s in self.slots if s.role == "current")
@@ -116,8 +117,9 @@ def _derive_slots(
 
 def _store_slots(
     name: str, store_name: str, read: StoreReader | None, retired: int = 0
-) -> tuple[ResolvedSlot, ...]:
-    """The current value and at most ``retired`` (the manifest's choice) retired ones."""
+) -> tuple[tuple[ResolvedSlot, ...], date | None]:
+    """The current value and at most ``retired`` (the manifest's choice) retired ones, and
+    the store secret's expiry date (None: it has none)."""
     if read is None:
         raise NotFoundError(
             f"secret {name!r}: needs store secret {store_name!r}, but no store is available"
@@ -136,7 +138,8 @@ def _store_slots(
     for k, value in enumerate(stored.retired[:retired]):
         label = f"v{versions[k]}" if k < len(versions) else f"retired-{k + 1}"
         slots.append(ResolvedSlot("retired", label, "", OPEN_NOT_BEFORE, OPEN_NOT_AFTER, value))
-    return tuple(slots)
+    expires = getattr(meta, "expires", None)
+    return tuple(slots), expires if isinstance(expires, date) else None
 
 
 def resolve_secret(
@@ -149,9 +152,8 @@ def resolve_secret(
     if isinstance(source, DeriveSource):
         slots, public = _derive_slots(spec.name, source, scheme, at)
         return ResolvedSecret(spec.name, slots, public)
-    return ResolvedSecret(
-        spec.name, _store_slots(spec.name, source.name, read_store, source.retired), None
-    )
+    slots, expires = _store_slots(spec.name, source.name, read_store, source.retired)
+    return ResolvedSecret(spec.name, slots, None, expires)
 
 
 def resolve_manifest(
@@ -194,5 +196,5 @@ def bundle_secrets(
         slots = tuple(
             BundleSlot(s.role, s.label, s.not_before, s.not_after, s.value) for s in secret.slots
         )
-        result[name] = BundleSecret(slots=slots, public=secret.public)
+        result[name] = BundleSecret(slots=slots, public=secret.public, expires=secret.expires)
     return result
