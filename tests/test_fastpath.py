@@ -190,6 +190,32 @@ def test_the_terminal_newline_rule_is_the_same(held: Held, args: tuple[str, ...]
     assert fast.endswith(b"\n") == (args[0] == "derive")
 
 
+@pytest.mark.parametrize(
+    "args", [("derive", "web/db"), ("store", "get", "api/token")], ids=" ".join
+)
+def test_a_closed_pipe_is_reported_the_same(held: Held, args: tuple[str, ...]) -> None:
+    def closed(env: dict[str, str]) -> tuple[int, bytes]:
+        reader, writer = os.pipe()
+        os.close(reader)
+        full = {k: v for k, v in os.environ.items() if not k.startswith("AUX_SECRETS_")}
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "aux_secrets", *args],
+                stdout=writer,
+                stderr=subprocess.PIPE,
+                env=full | held.env | env,
+                cwd=held.vault,
+                check=False,
+            )
+        finally:
+            os.close(writer)
+        return done.returncode, done.stderr
+
+    fast = closed({})
+    assert fast == closed(SLOW)
+    assert fast == (1, b"")  # as click exits on a closed pipe
+
+
 def test_parse_takes_only_what_it_knows() -> None:
     assert parse(["web", "-traw", "--length=5"], DERIVE) == ("web", {"type": "raw", "length": "5"})
     assert parse(["--json", "web"], DERIVE) == ("web", {"json": ""})

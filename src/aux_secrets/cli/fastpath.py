@@ -148,16 +148,31 @@ def answer(args: Sequence[str]) -> int | None:
             return None
     except Exception:  # any doubt: the typer command says what is wrong
         return None
+    except KeyboardInterrupt:
+        from aux_secrets.cli import output
+
+        output.error("interrupted")
+        return 130
     if result is None:
         return None
     from aux_secrets.cli import output
     from aux_secrets.cli.derive_emit import emit
 
     data, warnings = result
-    for message in warnings:
-        output.warning(message)
-    # store get writes the bytes as they are; derive adds a newline on a terminal only.
-    emit(data, None, terminal_newline=args[0] == "derive")
+    try:
+        for message in warnings:
+            output.warning(message)
+        # store get writes the bytes as they are; derive adds a newline on a terminal only.
+        emit(data, None, terminal_newline=args[0] == "derive")
+    except OSError as exc:  # as the typer path (click) reports it
+        import errno
+
+        if exc.errno != errno.EPIPE:
+            output.os_error(exc)
+            return 1
+        # A closed pipe exits 1 silently; what is still buffered goes nowhere at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+        return 1
     return 0
 
 

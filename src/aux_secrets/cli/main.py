@@ -245,9 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         output.error("interrupted")
         return 130
     except OSError as exc:
-        # Paths and errno text only: OSError never carries a secret value.
-        where = f" {exc.filename}" if exc.filename else ""
-        output.error(f"{exc.strerror or exc}{':' if where else ''}{where}")
+        output.os_error(exc)
         return 1
     return result if isinstance(result, int) else 0
 

@@ -18,6 +18,12 @@ def error(message: str, hint: str | None = None) -> None:
         print(f"{PROG}: hint: {printable(hint)}", file=sys.stderr)
 
 
+def os_error(exc: OSError) -> None:
+    """Paths and errno text only: an OSError never carries a secret value."""
+    where = f" {exc.filename}" if exc.filename else ""
+    error(f"{exc.strerror or exc}{':' if where else ''}{where}")
+
+
 def warning(message: str) -> None:
     print(f"{PROG}: warning: {printable(message)}", file=sys.stderr)
 
