@@ -124,6 +124,19 @@ REMOTE_COMMAND_OPT = _remote_command_opt()
 ROOT_OPT = _root_opt()
 REMOTE_MANIFEST_OPT = _remote_manifest_opt()
 JOBS_OPT = _jobs_opt()
+# What a host file stores for the host side and for 'provision --all' (host add/set/keyscan).
+REMOTE_ROOT_OPT: Any = typer.Option(
+    None, "--remote-root", metavar="DIR", help="Always pass --root DIR to the host side."
+)
+HOST_MANIFEST_OPT: Any = typer.Option(
+    None, "--manifest", metavar="FILE", help="Manifest for 'provision --all' (vault-relative)."
+)
+HOST_SYSTEM_OPT: Any = typer.Option(
+    None, "--system", metavar="PATH", help="Built system for 'provision --all'."
+)
+HOST_FLAKE_OPT: Any = typer.Option(
+    None, "--flake", metavar="REF#NAME", help="Flake configuration for 'provision --all'."
+)
 AT_OPT = _at_opt()
 VAULT_OPT = common.vault_option()
 PASSWORD_FILE_OPT = common.password_file_option()

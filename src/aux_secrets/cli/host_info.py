@@ -178,19 +178,11 @@ def host_set(
     target: str | None = typer.Option(None, "--target", metavar="USER@ADDR", help="ssh target."),
     ssh_option: list[str] = fleet.SSH_OPTION_OPT,
     remote_command: str | None = fleet.REMOTE_COMMAND_OPT,
-    remote_root: str | None = typer.Option(
-        None, "--remote-root", metavar="DIR", help="Always pass --root DIR to the host side."
-    ),
+    remote_root: str | None = fleet.REMOTE_ROOT_OPT,
     remote_manifest: str | None = fleet.REMOTE_MANIFEST_OPT,
-    manifest: str | None = typer.Option(
-        None, "--manifest", metavar="FILE", help="Manifest for 'provision --all' (vault-relative)."
-    ),
-    system: str | None = typer.Option(
-        None, "--system", metavar="PATH", help="Built system for 'provision --all'."
-    ),
-    flake: str | None = typer.Option(
-        None, "--flake", metavar="REF#NAME", help="Flake configuration for 'provision --all'."
-    ),
+    manifest: str | None = fleet.HOST_MANIFEST_OPT,
+    system: str | None = fleet.HOST_SYSTEM_OPT,
+    flake: str | None = fleet.HOST_FLAKE_OPT,
     use_sudo: bool | None = typer.Option(
         None,
         "--use-sudo/--no-sudo",
