@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from aux_secrets.core.render import SecretValues
@@ -317,6 +317,9 @@ k = 1
 @settings(max_examples=200, deadline=None)
 @given(texts)
 def test_toml_template_round_trip(value: str) -> None:
+    # A value equal to one of the table's own keys makes the template itself define that
+    # key twice: invalid TOML whatever the escaping.
+    assume(value not in ("current", "retired", "quoted", "multi", "inline"))
     out = render_template(TOML_TEMPLATE, "toml", attack_values(value))
     doc = tomllib.loads(out.decode())
     hmac = doc["secrets"]["hmac"]
@@ -325,8 +328,7 @@ def test_toml_template_round_trip(value: str) -> None:
     assert hmac["quoted"] == f"pre {value} post"
     assert hmac["multi"] == f"line {value}"
     assert hmac["inline"] == {"a": value, "b": [value, "x"]}
-    if value not in ("current", "retired", "quoted", "multi", "inline"):
-        assert hmac[value] == "as a key"
+    assert hmac[value] == "as a key"
     if value != "secrets":
         assert doc[value] == {"k": 1}
 
