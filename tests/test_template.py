@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aux_secrets.core.render import SecretValues
@@ -314,12 +314,14 @@ k = 1
 """
 
 
+# A value equal to one of the table's own keys makes the template itself define that key
+# twice: invalid TOML whatever the escaping.
+TOML_TABLE_KEYS = ("current", "retired", "quoted", "multi", "inline")
+
+
 @settings(max_examples=200, deadline=None)
-@given(texts)
+@given(texts.filter(lambda v: v not in TOML_TABLE_KEYS))
 def test_toml_template_round_trip(value: str) -> None:
-    # A value equal to one of the table's own keys makes the template itself define that
-    # key twice: invalid TOML whatever the escaping.
-    assume(value not in ("current", "retired", "quoted", "multi", "inline"))
     out = render_template(TOML_TEMPLATE, "toml", attack_values(value))
     doc = tomllib.loads(out.decode())
     hmac = doc["secrets"]["hmac"]
