@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from aux_secrets.adapters.editor import (
+    NEOVIM_FLAGS,
+    VIM_FLAGS,
+    editor_argv,
+    editor_command,
+    vim_family,
+)
 from aux_secrets.adapters.ramdir import filesystem_type
-from tests.helpers import assert_one_line_error, cli
+from tests.helpers import assert_one_line_error, cli, require_program
 
 FAST = ("--argon2-memory", "8", "--argon2-time", "1")
 
@@ -158,3 +166,121 @@ def test_mountinfo_parsing() -> None:
     assert filesystem_type(Path("/dev/shmother"), info) == "ext4"
     assert filesystem_type(Path("/mnt/with space/a"), info) == "ramfs"
     assert filesystem_type(Path("/home"), info) == "ext4"
+
+
+# vim and neovim keep copies of what they edit under $HOME. This user configuration
+# asks for every one of them (swap, backup, undo, history) in folders of a temporary
+# HOME, then edits the file on VimEnter (after all startup flags) and records which
+# swap files existed while the file was open.
+LEAKY_CONFIG = """set nocompatible
+set swapfile directory=~/swap//
+set backup writebackup backupdir=~/backup// backupskip=
+set undofile undodir=~/undo//
+set {history}
+function! EditAndQuit() abort
+  call writefile(glob($HOME . '/swap/*', 0, 1), $HOME . '/swap-seen')
+  call setline(1, 'vim-new-value')
+  wq
+endfunction
+autocmd VimEnter * call EditAndQuit()
+"""
+
+VIMS = {
+    # name: (apt package, $EDITOR, config file under HOME, history option)
+    "vim": ("vim", "vim --not-a-term", ".vimrc", "viminfo='100,<50"),
+    "nvim": ("neovim", "nvim --headless", ".config/nvim/init.vim", "shada='100,<50"),
+}
+
+
+def leaky_home(tmp_path: Path, which: str) -> tuple[Path, dict[str, str], str]:
+    package, command, config, history = VIMS[which]
+    require_program(which, package)
+    home = tmp_path / "home"
+    for folder in ("swap", "backup", "undo"):
+        (home / folder).mkdir(parents=True)
+    (home / config).parent.mkdir(parents=True, exist_ok=True)
+    (home / config).write_text(LEAKY_CONFIG.format(history=history))
+    env = {
+        "HOME": str(home),
+        "TERM": "dumb",  # vim waits for terminal replies a real terminal would send
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_DATA_HOME": str(home / ".local/share"),
+        "XDG_STATE_HOME": str(home / ".local/state"),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "VISUAL": "",
+    }
+    return home, env, command
+
+
+def traces(home: Path, *values: bytes) -> list[str]:
+    """Files under ``home`` the editor left that hold a value or are one of its copies."""
+    copies = ("swap", "backup", "undo", "shada")
+    found = []
+    for path in home.rglob("*"):
+        if not path.is_file() or path.name in ("swap-seen", ".vimrc", "init.vim"):
+            continue
+        name = str(path.relative_to(home))
+        holds_value = any(value in path.read_bytes() for value in values)
+        is_copy = name == ".viminfo" or any(part in copies for part in path.parent.parts)
+        if holds_value or is_copy:
+            found.append(name)
+    swap_seen = (home / "swap-seen").read_text().split()
+    return sorted(found) + [f"swap file {name}" for name in swap_seen]
+
+
+@pytest.mark.parametrize("which", sorted(VIMS))
+def test_the_leaky_configuration_does_leak_without_the_flags(which: str, tmp_path: Path) -> None:
+    home, env, command = leaky_home(tmp_path, which)
+    target = tmp_path / "plain"
+    target.write_bytes(b"vim-old-value")
+    done = subprocess.run(
+        [*command.split(), str(target)], env={**os.environ, **env}, capture_output=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert target.read_bytes() == b"vim-new-value\n"
+    left = traces(home, b"vim-old-value", b"vim-new-value")
+    assert any(name.startswith("undo/") for name in left), left
+    assert any(name.startswith("backup/") for name in left), left
+    assert any(name.startswith("swap file ") for name in left), left
+    history = ".viminfo" if which == "vim" else ".local/share/nvim/shada/main.shada"
+    assert history in left or ".local/state/nvim/shada/main.shada" in left, left
+
+
+@pytest.mark.parametrize("which", sorted(VIMS))
+def test_store_edit_in_vim_leaves_no_copy_under_home(
+    which: str, vault: tuple[Path, Path], tmp_path: Path
+) -> None:
+    root, pw = vault
+    home, env, command = leaky_home(tmp_path, which)
+    done = run(root, pw, {**env, "EDITOR": command})
+    assert done.returncode == 0, done.stderr
+    assert get(root, pw) == b"vim-new-value"
+    assert traces(home, b"old-value", b"vim-new-value") == []
+
+
+def test_vim_gets_the_flags_first_and_other_editors_run_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vim = require_program("vim", "vim")
+    file = tmp_path / "f"
+    assert editor_argv(["code", "--wait"], file) == ["code", "--wait", str(file)]
+    assert editor_argv(["nano"], file) == ["nano", str(file)]
+    assert editor_argv(["vim", "-u", "NONE", "--"], file) == [
+        "vim",
+        *VIM_FLAGS,
+        "-u",
+        "NONE",
+        "--",
+        str(file),
+    ]
+    assert editor_argv(["nvim"], file)[1:-1] == list(NEOVIM_FLAGS)
+    # "vi" is judged by what it runs: a link to vim gets the flags, another vi does not.
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "vi").symlink_to(vim)
+    assert vim_family(str(tmp_path / "bin" / "vi")) == "vim"
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "vi").symlink_to(require_program("true", "coreutils"))
+    assert vim_family(str(tmp_path / "other" / "vi")) is None
+    monkeypatch.setenv("VISUAL", "")
+    monkeypatch.setenv("EDITOR", "code --wait 'a b'")
+    assert editor_command() == ["code", "--wait", "a b"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shlex
 import subprocess
 from typing import Annotated
 
@@ -20,21 +19,14 @@ runs on it, and the file is wiped and removed afterwards. It is saved only if it
 changed, with the same checks as 'store set' (the old value is kept as retired). A
 final newline the editor adds is dropped when the old value had none.
 
+vim and neovim are started with -n -i NONE and a -c command that turns off their
+swap, backup and undo files and viminfo/ShaDa for this run, so no copy of the value
+lands under $HOME. Any other editor runs exactly as $EDITOR says.
+
 Example:
 
   EDITOR=nano aux-secrets store edit wifi/home
 """
-
-
-def editor_argv() -> list[str]:
-    text = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-    try:
-        argv = shlex.split(text)
-    except ValueError:
-        raise UsageError("$EDITOR does not parse as a command line") from None
-    if not argv:
-        raise UsageError("$EDITOR is empty")
-    return argv
 
 
 def edit(
@@ -49,6 +41,7 @@ def edit(
     password_file: common.PasswordFileOpt = None,
     password_command: common.PasswordCommandOpt = None,
 ) -> None:
+    from aux_secrets.adapters.editor import editor_argv, editor_command
     from aux_secrets.adapters.ramdir import private_ram_dir, ram_base
     from aux_secrets.adapters.store import vault_store
     from aux_secrets.core import storefile as sf
@@ -57,7 +50,7 @@ def edit(
     sf.validate_name(name)
     if not 0 <= keep <= sf.MAX_KEEP:
         raise UsageError(f"--keep must be between 0 and {sf.MAX_KEEP}")
-    argv = editor_argv()
+    command = editor_command()
     ram_base()  # refuse a disk before the password is asked for
 
     def report(exc: AuxError) -> None:
@@ -76,12 +69,13 @@ def edit(
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "wb") as out:
             out.write(old)
+        program = command[0]
         try:
-            done = subprocess.run([*argv, str(path)], check=False)
+            done = subprocess.run(editor_argv(command, path), check=False)
         except OSError as exc:
-            raise ExternalError(f"editor {argv[0]} could not be started: {exc.strerror}") from None
+            raise ExternalError(f"editor {program} could not be started: {exc.strerror}") from None
         if done.returncode != 0:
-            raise ExternalError(f"editor {argv[0]} exited with status {done.returncode}; not saved")
+            raise ExternalError(f"editor {program} exited with status {done.returncode}; not saved")
         try:
             with open(path, "rb") as handle:
                 new = handle.read(sf.MAX_VALUE + 1)
