@@ -53,6 +53,7 @@
                 rich
                 tomli-w
                 typer
+                zxcvbn
                 hypothesis
                 mypy
                 pytest

@@ -81,6 +81,8 @@ python3Packages.buildPythonApplication {
     wheel
   ];
 
+  # pyproject's dependencies and its `strength` extra: zxcvbn gives init and seed
+  # rewrap the dictionary-based weak-password warning instead of a length check.
   dependencies = [ pyrage ] ++ (with python3Packages; [
     argon2-cffi
     cryptography
@@ -89,6 +91,7 @@ python3Packages.buildPythonApplication {
     rich
     tomli-w
     typer
+    zxcvbn
   ]);
 
   # systemd-creds for the local store, ssh for provisioning; both also on any NixOS host.

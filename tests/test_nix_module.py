@@ -10,6 +10,7 @@ it is not set.
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -472,6 +473,13 @@ def test_flake_module_eval_check_evaluates(tmp_path: Path) -> None:
     assert nix_eval(expr, tmp_path) == names
 
 
+def python_requirements() -> set[str]:
+    """pyproject's runtime dependencies and `strength` extra, as nixpkgs names them."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + project["optional-dependencies"]["strength"]
+    return {re.split(r"[<>=!~;\[ ]", spec, maxsplit=1)[0].lower() for spec in wanted}
+
+
 def test_package_evaluates_with_the_pyrage_fallback(tmp_path: Path) -> None:
     lib = nixpkgs_lib()
     expr = f"""let
@@ -485,7 +493,7 @@ def test_package_evaluates_with_the_pyrage_fallback(tmp_path: Path) -> None:
       fetchPypi = a: a;
       autoPatchelfHook = "autopatchelf";
     }} // a);
-  }} // lib.genAttrs [ "setuptools" "wheel" "argon2-cffi" "cryptography" "gmpy2" "pynacl" "rich" "tomli-w" "typer" "pytestCheckHook" "hypothesis" "pytest-timeout" ] (n: n);
+  }} // lib.genAttrs [ "setuptools" "wheel" "argon2-cffi" "cryptography" "gmpy2" "pynacl" "rich" "tomli-w" "typer" "zxcvbn" "pytestCheckHook" "hypothesis" "pytest-timeout" ] (n: n);
   p = import {REPO / "nix" / "package.nix"} {{ inherit lib; python3Packages = py; systemd = "systemd"; openssh = "openssh"; }};
 in {{
   inherit (p) pname version pythonImportsCheck enabledTestPaths;
@@ -501,15 +509,8 @@ in {{
         r["version"] == tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
     )
     assert r["deps"][0] == "pyrage"
-    assert set(r["deps"][1:]) == {
-        "argon2-cffi",
-        "cryptography",
-        "gmpy2",
-        "pynacl",
-        "rich",
-        "tomli-w",
-        "typer",
-    }
+    # Every runtime dependency of pyproject.toml and its `strength` extra, by nixpkgs name.
+    assert set(r["deps"][1:]) == python_requirements() - {"pyrage"}
     assert r["wheel"]["platform"] == "manylinux_2_17_x86_64.manylinux2014_x86_64"
     # Only where the pyrage wheels are; the tests that need no other program run.
     assert sorted(r["platforms"]) == ["aarch64-linux", "x86_64-linux"]

@@ -16,6 +16,7 @@ let
       rich
       tomli-w
       typer
+      zxcvbn
       hypothesis
       pytest
       pytest-timeout
