@@ -159,3 +159,38 @@ def test_a_bundle_with_a_malformed_expires_is_refused_by_activate(tmp_path: Path
     )  # fmt: skip
     assert_one_line_error(done, "$.secrets.db.expires", "expected a date")
     assert not (host.store_dir / "store.json").exists()
+
+
+def test_host_and_operator_warn_over_the_same_window(tmp_path: Path) -> None:
+    """`status`, `store list` and provision/verify's notes flag a value EXPIRY_WARNING_DAYS
+    ahead and not a day earlier (the host once said 14 and the operator side 30)."""
+    from aux_secrets.adapters.vault import Vault as OpenVault
+    from aux_secrets.cli.status import status_report
+    from aux_secrets.cli.store import _expiry_state
+    from aux_secrets.core.expiry import EXPIRY_WARNING_DAYS
+    from aux_secrets.core.manifest import parse_manifest
+    from aux_secrets.workflows.usage import expiry_notes
+
+    assert EXPIRY_WARNING_DAYS == 30
+    now = datetime.now(UTC).replace(microsecond=0)
+    edge = (now + timedelta(days=EXPIRY_WARNING_DAYS)).date()
+    vault, host = _provisioned(tmp_path, edge.isoformat())
+    day_before = now - timedelta(days=1)
+    assert status_report(None, host.root, now)["expiring"] == ["api/token"]
+    assert status_report(None, host.root, day_before)["expiring"] == []
+
+    manifest = parse_manifest(host.manifest.read_bytes(), filename="manifest.json")
+    opened = OpenVault.discover(vault.root)
+    (note,) = expiry_notes(opened, manifest, now.date())
+    assert note[0] == "api/token" and f"(in {EXPIRY_WARNING_DAYS} days)" in note[1]
+    assert expiry_notes(opened, manifest, day_before.date()) == []
+
+    listed = json.loads(cli("store", "list", "--json", "--vault", vault.root).stdout)
+    flags = {row["name"]: (row["expiring"], row["flag"]) for row in listed["secrets"]}
+    assert flags == {
+        "api-token": (True, f"expires in {EXPIRY_WARNING_DAYS} days"),
+        "ci-key": (False, ""),
+    }
+    assert _expiry_state(edge, day_before.date()) == (EXPIRY_WARNING_DAYS + 1, "")
+    status_help = cli("status", "--help").stdout.decode()
+    assert f"within {EXPIRY_WARNING_DAYS} days" in " ".join(status_help.split())

@@ -21,9 +21,7 @@ from aux_secrets.adapters.hostroot import (
     settings_of,
 )
 from aux_secrets.cli.hostside import JsonOpt, ManifestOpt, RootOpt
-
-# A store value's expiry date is named this many days ahead (the operator side says 30).
-EXPIRY_WARNING_DAYS = 14
+from aux_secrets.core.expiry import EXPIRY_WARNING_DAYS
 
 if TYPE_CHECKING:
     import typer
@@ -274,7 +272,7 @@ def status(
 
     Reads only clear metadata: no decrypt, no TPM access, never a value. Stale values
     (their values ran out, or the clock is behind the bundle), values that run out
-    within days and store values that expire within 14 days are named on stderr. Example:
+    within days and store values that expire within 30 days are named on stderr. Example:
 
     \b
         aux-secrets status

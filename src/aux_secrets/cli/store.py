@@ -11,13 +11,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from aux_secrets.cli import common, output, store_edit
+from aux_secrets.core.expiry import EXPIRY_WARNING_DAYS
 from aux_secrets.errors import AuxError, InputError, UsageError
 
 if TYPE_CHECKING:
     from aux_secrets.adapters.store import ListEntry, VaultStore
     from aux_secrets.adapters.vault import Vault
-
-EXPIRY_WARNING_DAYS = 30
 
 NameArg = Annotated[
     str, typer.Argument(metavar="NAME", help="Secret name, e.g. github/deploy-token.")
@@ -64,7 +63,10 @@ ExpiresOpt = Annotated[
     typer.Option(
         "--expires",
         metavar="YYYY-MM-DD",
-        help="The day the value stops being valid; 'store list' flags it 30 days ahead.",
+        help=(
+            "The day the value stops being valid; 'store list' flags it"
+            f" {EXPIRY_WARNING_DAYS} days ahead."
+        ),
         show_default=False,
     ),
 ]
@@ -274,10 +276,10 @@ def get(
         output.write_stdout_bytes(data)
 
 
-LIST_HELP = """List stored secrets: names, version, times and expiry. Never values.
+LIST_HELP = f"""List stored secrets: names, version, times and expiry. Never values.
 
 Reads only the readable headers, so no password is needed. Secrets that expire
-within 30 days (or have expired) are flagged.
+within {EXPIRY_WARNING_DAYS} days (or have expired) are flagged.
 
 Example:
 

@@ -9,7 +9,6 @@ import typer
 
 from aux_secrets.cli import common, output
 from aux_secrets.cli.store import (
-    EXPIRY_WARNING_DAYS,
     FromCommandOpt,
     FromFileOpt,
     JsonOpt,
@@ -21,6 +20,7 @@ from aux_secrets.cli.store import (
     _read_value,
     _today,
 )
+from aux_secrets.core.expiry import EXPIRY_WARNING_DAYS
 from aux_secrets.errors import NotFoundError, PolicyError, UsageError
 
 REVOKE_HELP = """Revoke a stored secret's value: replace it and drop every older value.

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from aux_secrets.adapters.hosts import HostDir
+from aux_secrets.core.expiry import EXPIRY_WARNING_DAYS
 from aux_secrets.errors import AuxError
 
 if TYPE_CHECKING:
@@ -66,9 +67,6 @@ def uses(vault_root: Path, hosts_dir: Path, kind: Kind, name: str) -> list[Use]:
                 found.append(secret)
         out.append(Use(host, tuple(found)))
     return out
-
-
-EXPIRY_WARNING_DAYS = 30
 
 
 def expiry_notes(vault: object, manifest: Manifest, today: date) -> list[tuple[str, str]]:
