@@ -22,7 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-AUX = [sys.executable, "-m", "aux_secrets"]
+# The installed command, as users run it (`python -m` adds runpy's imports to every run).
+_SCRIPT = Path(sys.executable).parent / "aux-secrets"
+AUX = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "aux_secrets"]
 PASSWORD = b"agent bench master password\n"
 KEY = ("default", "default", "never")
 VALUE = b"tok-0123456789abcdef0123456789abcdef"

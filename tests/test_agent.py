@@ -296,3 +296,61 @@ def test_agent_help_has_examples() -> None:
         done = cli("agent", sub, "--help")
         assert done.returncode == 0
         assert b"Example" in done.stdout
+
+
+def test_a_command_right_after_lock_gets_a_new_agent(setup: Setup) -> None:
+    for _ in range(3):
+        assert setup.run("agent", "unlock", "--password-file", setup.pw).returncode == 0
+        pid = setup.pid()
+        assert setup.agent("lock").returncode == 0
+        # Not the old agent winding down: `unlock` at once starts and uses a new one.
+        done = setup.run("agent", "unlock", "--password-file", setup.pw)
+        assert done.returncode == 0, done.stderr
+        assert setup.pid() != pid
+        assert setup.run("derive", "web/db").returncode == 0
+        assert setup.agent("lock").returncode == 0
+
+
+def test_answer_requests_only_for_a_held_vault(setup: Setup, tmp_path: Path) -> None:
+    """The fast path's `answer` op: a held vault's output; anything else declined."""
+    other = tmp_path / "other"
+    assert cli("init", other, "--password-file", setup.pw, *FAST).returncode == 0
+    assert setup.run("agent", "unlock", "--password-file", setup.pw).returncode == 0
+    assert setup.run("store", "add", "api/token", "--no-commit", input=b"tok-1").returncode == 0
+    root = os.path.realpath(setup.vault)
+    derive = {"realm": "web/db", "type": "pass", "length": None, "charset": "gokey"}
+    derive |= {"encoding": None, "public": False, "json": False}
+
+    def ask(**fields: object) -> dict[str, object]:
+        frame = wire.encode_frame({"op": "answer"} | fields)
+        (answer,) = _answers(_raw_exchange(setup.sock_dir / "agent.sock", frame))
+        return answer
+
+    expected = setup.run("derive", "web/db", "--password-file", setup.pw).stdout
+    answer = ask(root=root, command="derive", args=derive)
+    assert answer["answered"] is True and answer["warnings"] == []
+    assert wire.unb64(answer, "data") == expected
+    answer = ask(root=root, command="store-get", args={"name": "api/token"})
+    assert wire.unb64(answer, "data") == b"tok-1"
+    warned = ask(root=root, command="derive", args=derive | {"realm": "a/{x}"})
+    assert "{x} is not a placeholder" in str(warned["warnings"])
+    declined = [
+        {"root": str(other), "command": "derive", "args": derive},  # not held
+        {"root": os.path.relpath(root), "command": "derive", "args": derive},
+        {"root": root, "command": "frobnicate", "args": {}},
+        {"root": root, "command": "derive", "args": derive | {"length": "8"}},
+        {"root": root, "command": "derive", "args": derive | {"realm": "a/{period}"}},
+        {"root": root, "command": "derive", "args": derive | {"realm": "aux-secrets/x"}},
+        {"root": root, "command": "store-get", "args": {"name": "api/missing"}},
+        {"root": root, "command": "store-get", "args": {"name": "../x"}},
+        {"root": root, "command": "store-get", "args": {}},
+        {"root": root + "/nonexistent", "command": "derive", "args": derive},
+    ]
+    for fields in declined:
+        assert ask(**fields) == {"ok": True, "answered": False}, fields
+    for broken in ({"command": "derive", "args": derive}, {"root": root, "args": derive}):
+        assert ask(**broken)["ok"] is False
+    # A tampered seed is another vault: declined, not answered with the held keys.
+    seed = setup.vault / "seed.aux-v1"
+    seed.write_bytes(seed.read_bytes()[:-1] + bytes([seed.read_bytes()[-1] ^ 1]))
+    assert ask(root=root, command="derive", args=derive)["answered"] is False

@@ -106,6 +106,7 @@ HANDED_ON = [
     ("derive", "web/db", "--vault", "OTHER"),
     ("derive", "web/db", "--vault", "MISSING"),
     ("derive", "__aux/x"),
+    ("derive", "aux-secrets/store-key"),
     ("derive",),
     ("store", "get", "api/missing"),
     ("store", "get", "../x"),
@@ -234,3 +235,81 @@ def test_parse_takes_only_what_it_knows() -> None:
     ):
         assert parse(bad, DERIVE) is None, bad
     assert parse(["n", "--note"], STORE_GET) is None
+
+
+# What the fast path may import of aux-secrets, and what it must not import at all: the
+# time it takes is mostly imports, and this keeps it near the interpreter's start.
+FAST_MODULES = {
+    "aux_secrets",
+    "aux_secrets.adapters",
+    "aux_secrets.adapters.agent_socket",
+    "aux_secrets.adapters.umask",
+    "aux_secrets.adapters.vault_locate",
+    "aux_secrets.cli",
+    "aux_secrets.cli.derive_emit",
+    "aux_secrets.cli.fastpath",
+    "aux_secrets.cli.main",
+    "aux_secrets.cli.output",
+    "aux_secrets.core",
+    "aux_secrets.core.agent_wire",
+    "aux_secrets.core.escape",
+    "aux_secrets.core.nesting",
+    "aux_secrets.errors",
+}
+NOT_ON_THE_FAST_PATH = {"typing", "pathlib", "tomllib", "dataclasses", "hashlib", "subprocess"}
+NOT_ON_THE_FAST_PATH |= {"cryptography", "nacl", "argon2", "threading"}
+
+
+@pytest.mark.parametrize("args", ANSWERED, ids=" ".join)
+def test_answered_with_only_the_lean_modules(held: Held, args: tuple[str, ...]) -> None:
+    code, names = _imports(held, args)
+    assert code == 0
+    ours = {n for n in names if n.split(".")[0] == "aux_secrets"}
+    assert ours <= FAST_MODULES, ours - FAST_MODULES
+    assert not {n for n in names if n.split(".")[0] in NOT_ON_THE_FAST_PATH}
+
+
+def test_the_lean_import_check_can_fail(held: Held) -> None:
+    """Declined (a vault the agent does not hold): the ordinary command imports the rest."""
+    code, names = _imports(held, ("derive", "web/db", "--vault", "OTHER"))
+    assert code != 0
+    assert "aux_secrets.adapters.vault" in names and "typing" in names
+
+
+def test_an_agent_that_does_not_know_the_request_is_not_an_error(
+    held: Held, tmp_path: Path
+) -> None:
+    """An agent of an older aux-secrets refuses `answer`: the typer command runs instead."""
+    import socket
+    import threading
+
+    from aux_secrets.cli import fastpath
+    from aux_secrets.core import agent_wire as wire
+
+    directory = tmp_path / "old-agent"
+    directory.mkdir(mode=0o700)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(directory / "agent.sock"))
+    listener.listen(1)
+    asked: list[bytes] = []
+
+    def old_agent() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            asked.append(conn.recv(65536))
+            conn.sendall(wire.encode_frame({"ok": False, "kind": "refused", "error": "unknown op"}))
+
+    server = threading.Thread(target=old_agent)
+    server.start()
+    env = {"AUX_SECRETS_AGENT_DIR": str(directory), "AUX_SECRETS_AGENT": ""}
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            for key, value in env.items():
+                patch.setenv(key, value)
+            assert fastpath.answer(["derive", "web/db", "--vault", str(held.vault)]) is None
+    finally:
+        server.join(10)
+        listener.close()
+    request = wire.decode_body(asked[0][wire.HEADER_LEN :])
+    assert request["op"] == "answer" and request["command"] == "derive"
+    assert request["root"] == os.path.realpath(held.vault)

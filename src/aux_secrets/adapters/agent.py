@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
-import stat
-import struct
 import subprocess
 import sys
 import threading
@@ -22,30 +19,54 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aux_secrets.adapters.agent_socket import (
+    ENV_AGENT,
+    ENV_AGENT_DIR,
+    SOCKET_NAME,
+    check_private_dir,
+    enabled,
+    open_agent_socket,
+    peer_uid,
+    recv_frame,
+    send_frame,
+    socket_dir,
+)
 from aux_secrets.core import agent_wire as wire
 from aux_secrets.errors import (
     AuxError,
     ExternalError,
     InputError,
-    PolicyError,
     WrongPasswordError,
 )
 
 if TYPE_CHECKING:
+    import socket
+
     from aux_secrets.adapters.vault import Vault
 
-ENV_AGENT = "AUX_SECRETS_AGENT"  # "off" (or 0/no/false): never use or start an agent
-ENV_AGENT_DIR = "AUX_SECRETS_AGENT_DIR"  # the socket's directory (tests, several agents)
+__all__ = [
+    "ENV_AGENT",
+    "ENV_AGENT_DIR",
+    "SOCKET_NAME",
+    "AgentClient",
+    "RemoteScheme",
+    "agent_dir",
+    "check_private_dir",
+    "enabled",
+    "held_scheme",
+    "peer_uid",
+    "recv_frame",
+    "send_frame",
+    "socket_path",
+    "start_agent",
+    "unlock_in_agent",
+    "vault_id",
+]
+
 ENV_AGENT_TIMEOUT = "AUX_SECRETS_AGENT_TIMEOUT"  # seconds an unlock is held
 DEFAULT_TIMEOUT = 900
-SOCKET_NAME = "agent.sock"
 START_WAIT = 10.0
 READ_AHEAD = 4096
-_SO_PEERCRED_FORMAT = "3i"  # struct ucred: pid, uid, gid
-
-
-def enabled() -> bool:
-    return os.environ.get(ENV_AGENT, "").strip().lower() not in ("off", "0", "no", "false")
 
 
 def default_timeout() -> int:
@@ -66,64 +87,11 @@ def check_timeout(seconds: int) -> int:
 
 
 def agent_dir() -> Path:
-    """$AUX_SECRETS_AGENT_DIR, else $XDG_RUNTIME_DIR/aux-secrets, else /tmp/aux-secrets-UID."""
-    explicit = os.environ.get(ENV_AGENT_DIR)
-    if explicit:
-        return Path(explicit)
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime and Path(runtime).is_dir():
-        return Path(runtime) / "aux-secrets"
-    return Path(f"/tmp/aux-secrets-{os.getuid()}")
+    return Path(socket_dir())
 
 
 def socket_path() -> Path:
     return agent_dir() / SOCKET_NAME
-
-
-def check_private_dir(directory: Path) -> None:
-    """The socket's directory is a real directory, ours, and closed to everyone else."""
-    info = os.lstat(directory)
-    if not stat.S_ISDIR(info.st_mode):
-        raise PolicyError(f"agent directory {directory} is not a directory")
-    if info.st_uid != os.getuid():
-        raise PolicyError(f"agent directory {directory} belongs to uid {info.st_uid}, not us")
-    if info.st_mode & 0o077:
-        raise PolicyError(
-            f"agent directory {directory} is open to others (mode {info.st_mode & 0o777:o})",
-            hint=f"chmod 700 {directory}",
-        )
-
-
-def peer_uid(sock: socket.socket) -> int:
-    creds = sock.getsockopt(
-        socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize(_SO_PEERCRED_FORMAT)
-    )
-    _pid, uid, _gid = struct.unpack(_SO_PEERCRED_FORMAT, creds)
-    return int(uid)
-
-
-# --------------------------------------------------------------------------- frames on a socket
-
-
-def recv_exact(sock: socket.socket, n: int) -> bytes:
-    chunks: list[bytes] = []
-    remaining = n
-    while remaining:
-        chunk = sock.recv(min(remaining, 1 << 20))
-        if not chunk:
-            raise EOFError("agent connection closed")
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
-
-
-def recv_frame(sock: socket.socket) -> dict[str, Any]:
-    length = wire.frame_length(recv_exact(sock, wire.HEADER_LEN))
-    return wire.decode_body(recv_exact(sock, length))
-
-
-def send_frame(sock: socket.socket, message: dict[str, Any]) -> None:
-    sock.sendall(wire.encode_frame(message))
 
 
 # --------------------------------------------------------------------------- vault identity
@@ -160,23 +128,9 @@ class AgentClient:
     @classmethod
     def connect(cls, path: Path | None = None) -> AgentClient | None:
         """The running agent, or None when there is none (no socket, a dead one's socket)."""
-        path = path or socket_path()
-        try:
-            check_private_dir(path.parent)
-        except FileNotFoundError:
+        sock = open_agent_socket(str(path or socket_path()))
+        if sock is None:
             return None
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        try:
-            sock.connect(str(path))
-        except (FileNotFoundError, ConnectionRefusedError):
-            sock.close()
-            return None
-        except OSError as exc:
-            sock.close()
-            raise ExternalError(f"agent socket {path}: {exc.strerror or exc}") from None
-        if peer_uid(sock) != os.getuid():
-            sock.close()
-            raise PolicyError(f"the process behind {path} is not ours; not using it")
         client = cls(sock)
         client.request({"op": "hello", "version": wire.PROTOCOL_VERSION})
         return client

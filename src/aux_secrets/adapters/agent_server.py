@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aux_secrets.adapters import agent
+from aux_secrets.adapters.agent_answer import answer_command
 from aux_secrets.core import agent_wire as wire
 from aux_secrets.errors import AuxError, InputError, WrongPasswordError
 
@@ -134,12 +135,19 @@ class AgentServer:
             self.state.held.clear()
         if self.listener is not None:
             self.listener.close()
-            with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()
             self.listener = None
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        self._release_directory()
+
+    def _release_directory(self) -> None:
+        """Remove our socket and let go of the lock, once: after that the directory may
+        already be another agent's, whose socket must stay."""
+        with self.state.lock:
+            fd, self._lock_fd = self._lock_fd, None
+        if fd is None:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        os.close(fd)
 
     def _serve_connection(self, conn: socket.socket) -> None:
         streams: OrderedDict[tuple[str, str, str], tuple[KeyStream, int]] = OrderedDict()
@@ -186,16 +194,25 @@ class AgentServer:
                 return self._unlock(message)
             if op == "read":
                 return self._read(message, streams)
+            if op == "answer":
+                return answer_command(message, self._held_scheme)
             if op == "lock":
                 with self.state.lock:
                     self.state.held.clear()
                     self.state.stopping = True
+                # Gone before the answer: a command right after `lock` starts a new agent
+                # instead of reaching this one while it winds down.
+                self._release_directory()
                 return {"ok": True}
             return refusal(f"unknown op '{op}'")
         except WrongPasswordError as exc:
             return refusal(exc.message, kind="wrong-password")
         except AuxError as exc:
             return refusal(exc.message)
+
+    def _held_scheme(self, ident: str) -> Scheme | None:
+        held = self.state.get(ident)
+        return held.scheme if held is not None else None
 
     def _status(self) -> dict[str, Any]:
         now = time.monotonic()

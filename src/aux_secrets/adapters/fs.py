@@ -11,14 +11,9 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from aux_secrets.adapters.umask import PRIVATE_UMASK as PRIVATE_UMASK
+from aux_secrets.adapters.umask import set_private_umask as set_private_umask
 from aux_secrets.errors import ConflictError, InputError, NotFoundError
-
-PRIVATE_UMASK = 0o077
-
-
-def set_private_umask() -> None:
-    """Files we create are for the owner only, whatever the caller's umask."""
-    os.umask(PRIVATE_UMASK)
 
 
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o600, exclusive: bool = False) -> None:

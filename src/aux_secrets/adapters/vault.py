@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aux_secrets.adapters.fs import atomic_write, file_lock, read_bounded, remove_stale_temps
+from aux_secrets.adapters.vault_locate import ENV_VAULT as ENV_VAULT
+from aux_secrets.adapters.vault_locate import VAULT_FILE as VAULT_FILE
+from aux_secrets.adapters.vault_locate import locate_vault
 from aux_secrets.core.auxv1 import Argon2Params
 from aux_secrets.core.nesting import loads_toml
 from aux_secrets.errors import (
@@ -31,10 +34,8 @@ from aux_secrets.errors import (
 if TYPE_CHECKING:
     from aux_secrets.core.keystream import Scheme
 
-VAULT_FILE = "vault.toml"
 LOCK_FILE = ".vault.lock"
 VAULT_VERSION = 1
-ENV_VAULT = "AUX_SECRETS_VAULT"
 SCHEMES = ("aux-v1", "gokey")
 SEED_MODES = ("v2", "legacy")
 AUXV1_SEED_FILE = "seed.aux-v1"
@@ -147,21 +148,14 @@ class Vault:
     @classmethod
     def discover(cls, explicit: Path | None = None) -> Vault:
         """``--vault DIR``, else ``AUX_SECRETS_VAULT``, else the nearest vault.toml upward."""
-        if explicit is not None:
-            if explicit.name == VAULT_FILE and explicit.is_file():
-                explicit = explicit.parent
-            return cls.load(explicit)
-        env = os.environ.get(ENV_VAULT)
-        if env:
-            return cls.load(Path(env))
-        start = Path.cwd()
-        for directory in (start, *start.parents):
-            if (directory / VAULT_FILE).is_file():
-                return cls.load(directory)
-        raise NotFoundError(
-            f"no vault found: no {VAULT_FILE} in {start} or any parent directory",
-            hint=f"pass --vault DIR, set {ENV_VAULT}, or create one with 'aux-secrets init DIR'",
-        )
+        root = locate_vault(os.fspath(explicit) if explicit is not None else None)
+        if root is None:
+            create = "create one with 'aux-secrets init DIR'"
+            raise NotFoundError(
+                f"no vault found: no {VAULT_FILE} in {Path.cwd()} or any parent directory",
+                hint=f"pass --vault DIR, set {ENV_VAULT}, or {create}",
+            )
+        return cls.load(Path(root))
 
     @classmethod
     def load(cls, root: Path) -> Vault:

@@ -1,16 +1,19 @@
 """What `aux-secrets derive` prints, shared by the typer command and the fast path
-(cli/fastpath.py), so both give the same bytes. Imports nothing heavy."""
+(adapters/agent_answer.py, for cli/fastpath.py), so both give the same bytes. Imports
+nothing heavy."""
 
 from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from aux_secrets.cli import output
 
+TYPE_CHECKING = False  # typing and pathlib are not imported at run time (the fast path)
 if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
+
     from aux_secrets.core.derive import DeriveRequest
 
 

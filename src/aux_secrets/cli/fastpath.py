@@ -1,23 +1,24 @@
-"""`store get NAME` and `derive REALM` answered from the agent without typer.
+"""`store get NAME` and `derive REALM` answered by the agent, before typer is imported.
 
-Importing typer (with click) costs more than the rest of such a command when the agent
-holds the vault. This recognises only the argument lists it fully understands, parsed as
-click would parse them; anything else (another option, ``--help``, a repeated option, a
-value starting with ``-``, no agent, a vault it does not hold, any error) returns None
-and the typer command runs, so errors and help stay exactly the normal ones. Nothing is
-printed before the answer is complete, so a fallback never repeats a line.
+When the agent holds the vault, importing typer (with click), or even the modules that
+derive and decrypt, costs several times what `pass show` takes in all. So this imports
+only ``os`` and, for a command it recognises, the socket and the wire format: it finds
+the vault directory, sends the parsed arguments, and the agent, which has everything
+loaded, sends back the command's output (adapters/agent_answer.py). It recognises only
+the argument lists it fully understands, parsed as click would parse them; anything
+else (another option, ``--help``, a repeated option, a value starting with ``-``, no
+agent, a vault it does not hold, any error) returns None and the typer command runs,
+so errors and help stay exactly the normal ones. Nothing is printed before the answer
+is complete, so a fallback never repeats a line.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # typing and pathlib are not imported at run time: see above
 if TYPE_CHECKING:
-    from aux_secrets.adapters.agent import RemoteScheme
-    from aux_secrets.adapters.vault import Vault
+    from collections.abc import Sequence
 
 ENV_OFF = "_AUX_SECRETS_NO_FASTPATH"  # tests: always take the typer path
 
@@ -79,60 +80,61 @@ def parse(args: Sequence[str], spec: Spec) -> tuple[str, dict[str, str]] | None:
     return positional[0], options
 
 
-def _vault(option: str | None) -> Vault:
-    from aux_secrets.adapters.vault import Vault
+def _request(args: Sequence[str]) -> tuple[str | None, str, dict[str, object]] | None:
+    """(--vault, command, arguments for the agent) when this is a command it answers."""
+    if list(args[:2]) == ["store", "get"] and (parsed := parse(args[2:], STORE_GET)):
+        name, options = parsed
+        return options.get("vault"), "store-get", {"name": name}
+    if list(args[:1]) == ["derive"] and (parsed := parse(args[1:], DERIVE)):
+        realm, options = parsed
+        length = options.get("length")
+        if length is not None and not (length.isascii() and length.isdigit()):
+            return None
+        return (
+            options.get("vault"),
+            "derive",
+            {
+                "realm": realm,
+                "type": options.get("type", "pass"),
+                "length": int(length) if length is not None else None,
+                "charset": options.get("charset", "gokey"),
+                "encoding": options.get("encoding"),
+                "public": "public" in options,
+                "json": "json" in options,
+            },
+        )
+    return None
 
-    return Vault.discover(Path(option) if option is not None else None)
 
+def _ask_agent(
+    vault_option: str | None, command: str, arguments: dict[str, object]
+) -> tuple[bytes, list[str]] | None:
+    """The agent's answer (output, warnings), or None: no agent, or it declined."""
+    from aux_secrets.adapters import agent_socket
+    from aux_secrets.adapters.vault_locate import locate_vault
+    from aux_secrets.core import agent_wire as wire
 
-def _held(found: Vault) -> RemoteScheme | None:
-    from aux_secrets.adapters import agent
-
-    if found.is_legacy:  # its warning is the typer path's business
+    if not agent_socket.enabled():
         return None
-    return agent.held_scheme(found)
-
-
-def _store_get(name: str, options: dict[str, str]) -> tuple[bytes, list[str]] | None:
-    from aux_secrets.adapters.store import match_source, vault_store
-    from aux_secrets.core.storefile import validate_name
-
-    validate_name(name)
-    found = _vault(options.get("vault"))
-    store = vault_store(found)
-    if match_source(store.sources, name) is not None or not store.dir.exists(name):
+    root = locate_vault(vault_option)
+    if root is None:
         return None
-    scheme = _held(found)
-    if scheme is None:
+    path = os.path.join(agent_socket.socket_dir(), agent_socket.SOCKET_NAME)
+    sock = agent_socket.open_agent_socket(path)
+    if sock is None:
         return None
-    return store.dir.read(scheme, name).current, []
-
-
-def _derive(realm: str, options: dict[str, str]) -> tuple[bytes, list[str]] | None:
-    from aux_secrets.cli.derive_emit import json_line, json_value, unknown_placeholders
-    from aux_secrets.core.derive import DeriveRequest, derive
-    from aux_secrets.core.realm import check_user_realm
-
-    length = options.get("length")
-    if "{period}" in realm or (length is not None and not length.isascii()):
+    request = {"op": "answer", "root": os.path.realpath(root), "command": command}
+    try:
+        agent_socket.send_frame(sock, request | {"args": arguments})
+        reply = agent_socket.recv_frame(sock)
+    finally:
+        sock.close()
+    if reply.get("ok") is not True or reply.get("answered") is not True:
+        return None  # declined, or an agent too old to know the request
+    warnings = reply.get("warnings")
+    if not isinstance(warnings, list) or not all(isinstance(w, str) for w in warnings):
         return None
-    if length is not None and not length.isdigit():
-        return None
-    request = DeriveRequest(
-        realm=realm,
-        type=options.get("type", "pass"),
-        length=int(length) if length is not None else None,
-        charset=options.get("charset", "gokey"),
-        encoding=options.get("encoding"),
-        public="public" in options,
-    )
-    check_user_realm(realm)
-    scheme = _held(_vault(options.get("vault")))
-    if scheme is None:
-        return None
-    value = derive(scheme, request)
-    data = json_line(json_value(request, value)) if "json" in options else value
-    return data, unknown_placeholders(realm)
+    return wire.unb64(reply, "data"), warnings
 
 
 def answer(args: Sequence[str]) -> int | None:
@@ -140,12 +142,8 @@ def answer(args: Sequence[str]) -> int | None:
     if os.environ.get(ENV_OFF) or any(not _utf8(arg) for arg in args):
         return None
     try:
-        if list(args[:2]) == ["store", "get"] and (parsed := parse(args[2:], STORE_GET)):
-            result = _store_get(*parsed)
-        elif list(args[:1]) == ["derive"] and (parsed := parse(args[1:], DERIVE)):
-            result = _derive(*parsed)
-        else:
-            return None
+        request = _request(args)
+        result = _ask_agent(*request) if request is not None else None
     except Exception:  # any doubt: the typer command says what is wrong
         return None
     except KeyboardInterrupt:

@@ -11,12 +11,16 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 from aux_secrets import __version__
 
+# typing is not imported at run time: `store get` and `derive` answered by the agent
+# (cli/fastpath.py) take little more than the interpreter's start, and it would add a third.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
     import typer
 
 # Each module defines ``register(app)``; the order is the order of ``--help``.
@@ -183,7 +187,7 @@ def _fill_closed_standard_streams() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (tests call this directly)."""
-    from aux_secrets.adapters.fs import set_private_umask
+    from aux_secrets.adapters.umask import set_private_umask
 
     set_private_umask()
     _fill_closed_standard_streams()

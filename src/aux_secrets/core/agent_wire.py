@@ -11,17 +11,20 @@ import base64
 import binascii
 import json
 import struct
-from typing import Any
 
 from aux_secrets.core.nesting import loads_json
 from aux_secrets.errors import InputError
+
+TYPE_CHECKING = False  # typing is not imported at run time (cli/fastpath.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 PROTOCOL_VERSION = 1
 HEADER_LEN = 4
 MAX_FRAME = 4 * 1024 * 1024
 MAX_READ = 1024 * 1024  # key-stream bytes one ``read`` may ask for
 MAX_OFFSET = 1 << 32
-OPS = frozenset({"hello", "status", "hold", "unlock", "read", "lock"})
+OPS = frozenset({"hello", "status", "hold", "unlock", "read", "lock", "answer"})
 
 
 def encode_frame(message: dict[str, Any]) -> bytes:
@@ -87,3 +90,10 @@ def read_request(message: dict[str, Any]) -> tuple[str, str, str, int, int]:
     if not 0 <= n <= MAX_READ:
         raise InputError(f"agent frame: field 'n' must be 0..{MAX_READ}")
     return vault, realm, purpose, offset, n
+
+
+def optional_field(message: dict[str, Any], key: str, kind: type) -> Any:
+    """``message[key]`` of type ``kind``, or None when it is absent or null."""
+    if message.get(key) is None:
+        return None
+    return field(message, key, kind)

@@ -14,8 +14,12 @@ Pure: text in, a document out.
 from __future__ import annotations
 
 import json
-import tomllib
-from typing import Any
+
+# typing and tomllib are not imported at run time: the agent's fast path (cli/fastpath.py)
+# parses its frames with loads_json, and each import is a noticeable part of its time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_DEPTH = 64
 TOO_DEEP = f"nested more than {MAX_DEPTH} levels deep"
@@ -55,6 +59,8 @@ def loads_json(text: str | bytes, **kwargs: Any) -> Any:
 
 def loads_toml(text: str) -> dict[str, Any]:
     """``tomllib.loads`` that raises TOMLDecodeError for a document nested too deeply."""
+    import tomllib
+
     try:
         value = tomllib.loads(text)
     except RecursionError:
