@@ -6,12 +6,16 @@ parameters (64 MiB, t=6), as a real one does. Each figure is the median wall tim
 --repeat whole processes. "via typer" is the agent case with the fast path
 (cli/fastpath.py) turned off: what the typer command costs.
 
+The package's bytecode is compiled first, as an installed package has it. Commands run
+as the installed ``aux-secrets`` script beside the interpreter (else ``python -m``).
+
 Run: .venv/bin/python -m bench.agent [--repeat 15]   (needs pass, gpg, age, ssh-keygen)
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import shutil
@@ -21,6 +25,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import aux_secrets
 
 # The installed command, as users run it (`python -m` adds runpy's imports to every run).
 _SCRIPT = Path(sys.executable).parent / "aux-secrets"
@@ -112,6 +118,9 @@ def main() -> None:
     for program in ("pass", "gpg", "age", "age-keygen", "ssh-keygen"):
         if shutil.which(program) is None:
             raise SystemExit(f"{program} is not installed: apt-get install pass gnupg age")
+    # An installed package (pip, Nix) ships bytecode; a checkout run with
+    # PYTHONDONTWRITEBYTECODE=1 would compile every module in every measured process.
+    compileall.compile_dir(Path(aux_secrets.__file__).parent, quiet=1)
     work = Path(tempfile.mkdtemp(prefix="aux-agent-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUX_SECRETS_")}
     env["AUX_SECRETS_AGENT_DIR"] = str(work / "agent")

@@ -70,6 +70,38 @@ def test_top_level_help_is_the_whole_apps_help() -> None:
     assert cli().stderr == cli("--help").stdout  # no arguments: the same help, on stderr
 
 
+def test_each_command_module_registers_the_names_main_routes_to_it() -> None:
+    # A command line imports only the module main lists for its first word: a name
+    # missing from the table would fall back to the whole app, a wrong one would break.
+    import importlib
+
+    import typer
+
+    from aux_secrets.cli.main import COMMAND_MODULES, _entry_name
+
+    seen: list[str] = []
+    for module, names in COMMAND_MODULES:
+        app = typer.Typer()
+        importlib.import_module(module).register(app)
+        registered = [_entry_name(c) for c in app.registered_commands]
+        registered += [_entry_name(g) for g in app.registered_groups]
+        assert tuple(registered) == names, module
+        seen += names
+    assert len(seen) == len(set(seen))
+
+
+def test_a_command_imports_only_its_own_command_module() -> None:
+    code = (
+        "import sys; from aux_secrets.cli.main import main; main(['where-used', '--help']);"
+        "print(sorted(m for m in sys.modules if m.startswith('aux_secrets.cli.')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, check=False)
+    loaded = done.stdout.decode().strip().splitlines()[-1]
+    assert "aux_secrets.cli.usage" in loaded
+    for other in ("aux_secrets.cli.provision'", "aux_secrets.cli.store'", "cli.demo'"):
+        assert other not in loaded
+
+
 def test_extra_argument_is_not_echoed() -> None:
     # A value typed where it does not belong (`store add NAME VALUE`) may be a secret:
     # the error says what is wrong without repeating it into logs.

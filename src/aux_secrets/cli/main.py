@@ -23,27 +23,29 @@ if TYPE_CHECKING:
 
     import typer
 
-# Each module defines ``register(app)``; the order is the order of ``--help``.
-COMMAND_MODULES = (
-    "aux_secrets.cli.demo",
-    "aux_secrets.cli.vault",
-    "aux_secrets.cli.derive",
-    "aux_secrets.cli.store",
-    "aux_secrets.cli.render",
-    "aux_secrets.cli.manifest",
-    "aux_secrets.cli.hostside",
-    "aux_secrets.cli.status",
-    "aux_secrets.cli.usage",
-    "aux_secrets.cli.hosts",
-    "aux_secrets.cli.bundle",
-    "aux_secrets.cli.provision",
-    "aux_secrets.cli.verify",
-    "aux_secrets.cli.signer",
-    "aux_secrets.cli.rebuild",
-    "aux_secrets.cli.units",
-    "aux_secrets.cli.pull",
-    "aux_secrets.cli.agent",
-    "aux_secrets.cli.completion",
+# Each module defines ``register(app)``; the order is the order of ``--help``. Beside
+# each, the top-level commands and groups it registers: a command line imports only the
+# module of the command it names (a test checks that the names are exactly these).
+COMMAND_MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("aux_secrets.cli.demo", ("demo",)),
+    ("aux_secrets.cli.vault", ("init", "seed")),
+    ("aux_secrets.cli.derive", ("derive",)),
+    ("aux_secrets.cli.store", ("store",)),
+    ("aux_secrets.cli.render", ("render", "lint")),
+    ("aux_secrets.cli.manifest", ("manifest",)),
+    ("aux_secrets.cli.hostside", ("activate", "install", "audit")),
+    ("aux_secrets.cli.status", ("status",)),
+    ("aux_secrets.cli.usage", ("where-used",)),
+    ("aux_secrets.cli.hosts", ("host",)),
+    ("aux_secrets.cli.bundle", ("bundle",)),
+    ("aux_secrets.cli.provision", ("provision",)),
+    ("aux_secrets.cli.verify", ("verify",)),
+    ("aux_secrets.cli.signer", ("signer",)),
+    ("aux_secrets.cli.rebuild", ("rebuild",)),
+    ("aux_secrets.cli.units", ("units",)),
+    ("aux_secrets.cli.pull", ("pull",)),
+    ("aux_secrets.cli.agent", ("agent",)),
+    ("aux_secrets.cli.completion", ("completion", "manpage")),
 )
 
 APP_SETTINGS: dict[str, Any] = {
@@ -61,8 +63,13 @@ _built: list[typer.Typer] = []
 
 def build_app() -> typer.Typer:
     """The whole command tree, every command module registered (built once)."""
-    if _built:
-        return _built[0]
+    if not _built:
+        _built.append(_new_app([module for module, _names in COMMAND_MODULES]))
+    return _built[0]
+
+
+def _new_app(modules: Sequence[str]) -> typer.Typer:
+    """The root command with ``modules`` registered."""
     import typer
 
     def _version(value: bool) -> None:
@@ -80,9 +87,8 @@ def build_app() -> typer.Typer:
     ) -> None:
         """Vaultless secrets for NixOS and Aux: derive, store, provision and install."""
 
-    for name in COMMAND_MODULES:
+    for name in modules:
         importlib.import_module(name).register(app)
-    _built.append(app)
     return app
 
 
@@ -106,25 +112,18 @@ def _entry_name(info: Any) -> str | None:
 
 
 def _app_for(args: Sequence[str]) -> typer.Typer:
-    """Only the invoked command's subtree: building every command costs ~35 ms per run.
+    """Only the invoked command's module: importing and building every command module
+    costs more than most commands' own work.
 
     Top-level help and unknown commands (for typer's suggestions) get the whole app.
     """
-    import typer
-
-    app = build_app()
     name = next((arg for arg in args if not arg.startswith("-")), None)
     if name is None:
-        return _summary(app)
-    commands = [c for c in app.registered_commands if _entry_name(c) == name]
-    groups = [g for g in app.registered_groups if _entry_name(g) == name]
-    if not commands and not groups:
-        return app
-    narrowed = typer.Typer(**APP_SETTINGS)
-    narrowed.registered_callback = app.registered_callback
-    narrowed.registered_commands = commands
-    narrowed.registered_groups = groups
-    return narrowed
+        return _summary(build_app())
+    module = next((m for m, names in COMMAND_MODULES if name in names), None)
+    if module is None:
+        return build_app()
+    return _new_app([module])
 
 
 def _summary(app: typer.Typer) -> typer.Typer:
