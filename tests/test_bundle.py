@@ -186,6 +186,16 @@ def test_strict_decode_names_the_field(path: list[Any], value: Any, needle: str)
     assert "correct horse" not in info.value.message
 
 
+@pytest.mark.parametrize("path", [["colour"], ["secrets", "db", "colour"], [*SLOT0, "colour"]])
+def test_an_unknown_field_points_at_upgrading_this_host(path: list[Any]) -> None:
+    # Payload fields are only ever added, as optional ones: a host that does not know one
+    # is older than the operator that made the bundle.
+    with pytest.raises(InputError) as info:
+        decode_payload(mutate(path, 1))
+    assert info.value.message.endswith("colour: unknown field")
+    assert info.value.hint is not None and "upgrade aux-secrets on this host" in info.value.hint
+
+
 def test_duplicate_keys_and_non_canonical_refused() -> None:
     data = (VEC / "payload.json").read_bytes()
     with pytest.raises(InputError, match="duplicate"):

@@ -237,7 +237,11 @@ def _object(
     keys = set(value)
     unknown = sorted(keys - required - optional)
     if unknown:
-        raise InputError(f"{where}.{unknown[0]}: unknown field")
+        # Signed payloads only grow optional fields: an unknown one is a newer writer.
+        raise InputError(
+            f"{where}.{unknown[0]}: unknown field",
+            hint="the bundle may come from a newer aux-secrets: upgrade aux-secrets on this host",
+        )
     missing = sorted(required - keys)
     if missing:
         raise InputError(f"{where}.{missing[0]}: missing field")
