@@ -67,6 +67,7 @@ def held(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Held]:
 ANSWERED = [
     ("derive", "web/db"),
     ("derive", "web/db", "--vault", "VAULT"),
+    ("derive", "web/db", "--vault", "VAULTFILE"),
     ("derive", "--vault=VAULT", "web/db"),
     ("derive", "web/db", "-t", "raw", "-l", "16", "-e", "hex"),
     ("derive", "-traw", "-l16", "-ebase64", "web/db"),
@@ -120,6 +121,7 @@ HANDED_ON = [
 
 def _paths(held: Held, args: tuple[str, ...]) -> tuple[str, ...]:
     names = {"VAULT": held.vault, "OTHER": held.other, "MISSING": held.tmp / "missing"}
+    names["VAULTFILE"] = held.vault / "vault.toml"
     return tuple(
         str(names[a]) if a in names else a.replace("=VAULT", f"={held.vault}") for a in args
     )
@@ -134,13 +136,13 @@ def test_the_same_as_the_typer_command(held: Held, args: tuple[str, ...]) -> Non
         assert fast[0] == 0 and fast[1], fast
 
 
-def _imports(held: Held, args: tuple[str, ...]) -> tuple[int, set[str]]:
+def _imports(held: Held, args: tuple[str, ...], cwd: Path | None = None) -> tuple[int, set[str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUX_SECRETS_")}
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "aux_secrets", *_paths(held, args)],
         capture_output=True,
         env=env | held.env,
-        cwd=held.vault,
+        cwd=cwd or held.vault,
         check=False,
     )
     lines = done.stderr.decode(errors="replace").splitlines()
@@ -313,3 +315,13 @@ def test_an_agent_that_does_not_know_the_request_is_not_an_error(
     request = wire.decode_body(asked[0][wire.HEADER_LEN :])
     assert request["op"] == "answer" and request["command"] == "derive"
     assert request["root"] == os.path.realpath(held.vault)
+
+
+def test_the_vault_is_found_from_a_directory_inside_it(held: Held) -> None:
+    inside = held.vault / "deep" / "er"
+    inside.mkdir(parents=True, exist_ok=True)
+    code, names = _imports(held, ("derive", "web/db"), cwd=inside)
+    assert code == 0
+    assert "aux_secrets.cli.fastpath" in names and "typer" not in names
+    done = cli("derive", "web/db", env=held.env, cwd=inside)
+    assert done.stdout == cli("derive", "web/db", env=held.env | SLOW, cwd=inside).stdout
