@@ -79,8 +79,9 @@ class Units:
     def __init__(self) -> None:
         self.calls: list[tuple[str, tuple[str, ...]]] = []
 
-    def request(self, verb: str, units: object) -> None:
+    def request(self, verb: str, units: object) -> tuple[str, ...]:
         self.calls.append((verb, tuple(units)))  # type: ignore[arg-type]
+        return ()
 
 
 def fixed(value: bytes) -> BundleSecret:

@@ -2,7 +2,11 @@
 
 ``Systemctl`` runs ``<argv...> try-restart UNIT...`` and ``<argv...>
 try-reload-or-restart UNIT...`` (argv from the manifest's ``settings.systemctl``), one call
-per verb with every unit, sorted. ``ActivationLists`` is for the NixOS activation script:
+per verb with every unit, sorted. A unit the host does not have makes systemctl exit 5
+("Unit X.service not found.") after it has asked for the others; only then is systemd
+asked which units it knows (``show --property=Id,LoadState``), and the units with
+``LoadState=not-found`` are skipped (returned to the caller) instead of failing the
+install. ``ActivationLists`` is for the NixOS activation script:
 instead of restarting in the middle of a switch, it appends the units to the lists that
 switch-to-configuration reads afterwards (``/run/nixos/activation-restart-list`` and
 ``/run/nixos/activation-reload-list``), so the switch restarts them in its own order.
@@ -25,6 +29,10 @@ RESTART_LIST = "/run/nixos/activation-restart-list"
 RELOAD_LIST = "/run/nixos/activation-reload-list"
 
 
+# systemctl's exit status when a unit it was asked for is not loaded (LSB "not installed").
+EXIT_NOT_FOUND = 5
+
+
 class Systemctl:
     def __init__(self, argv: Sequence[str], *, timeout: float = 300) -> None:
         if not argv:
@@ -32,15 +40,37 @@ class Systemctl:
         self.argv = tuple(argv)
         self.timeout = timeout
 
-    def request(self, verb: str, units: Sequence[str]) -> None:
+    def request(self, verb: str, units: Sequence[str]) -> tuple[str, ...]:
+        """Ask for ``verb`` on ``units``; the units skipped because the host lacks them.
+
+        One call when every unit exists. When the call fails, the units systemd reports as
+        ``not-found`` are skipped; the others are asked for again, unless the failure was
+        only about the skipped ones (systemctl had already asked for the rest).
+        """
         if verb not in VERBS:
             raise UsageError(f"unknown systemctl verb {verb!r}")
         if not units:
-            return
-        command = [*self.argv, verb, *sorted(units)]
+            return ()
+        wanted = sorted(units)
+        first = self._run(verb, wanted)
+        if first.returncode == 0:
+            return ()
+        states = self._load_states(wanted)
+        missing = [u for u in wanted if states.get(u, ("", ""))[1] == "not-found"]
+        if not missing:
+            raise self._failure(verb, wanted, first)
+        known = [u for u in wanted if u not in missing]
+        names = {name for u in missing for name in (u, states[u][0])}
+        if known and not only_not_found(first, names):
+            again = self._run(verb, known)
+            if again.returncode != 0:
+                raise self._failure(verb, known, again)
+        return tuple(missing)
+
+    def _run(self, verb: str, args: Sequence[str]) -> subprocess.CompletedProcess[bytes]:
         try:
-            result = subprocess.run(
-                command,
+            return subprocess.run(
+                [*self.argv, verb, *args],
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 timeout=self.timeout,
@@ -54,13 +84,59 @@ class Systemctl:
             raise ExternalError(
                 f"{self.argv[0]} {verb} did not finish in {self.timeout:g} s"
             ) from None
-        if result.returncode != 0:
-            detail = result.stderr.decode(errors="replace").strip().splitlines()
-            tail = f": {detail[-1]}" if detail else ""
-            raise ExternalError(
-                f"{self.argv[0]} {verb} {' '.join(sorted(units))} failed "
-                f"(exit {result.returncode}){tail}"
-            )
+
+    def _load_states(self, units: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """unit -> (Id, LoadState) as systemd reports them; empty when it cannot tell."""
+        done = self._run("show", ["--property=Id,LoadState", "--", *units])
+        if done.returncode != 0:
+            return {}
+        blocks = parse_show(done.stdout.decode(errors="replace"))
+        if len(blocks) != len(units):
+            return {}
+        return {
+            unit: (block.get("Id", ""), block.get("LoadState", ""))
+            for unit, block in zip(units, blocks, strict=True)
+        }
+
+    def _failure(
+        self, verb: str, units: Sequence[str], result: subprocess.CompletedProcess[bytes]
+    ) -> ExternalError:
+        detail = result.stderr.decode(errors="replace").strip().splitlines()
+        tail = f": {detail[-1]}" if detail else ""
+        return ExternalError(
+            f"{self.argv[0]} {verb} {' '.join(units)} failed (exit {result.returncode}){tail}"
+        )
+
+
+def parse_show(text: str) -> list[dict[str, str]]:
+    """``systemctl show`` output: one ``KEY=VALUE`` block per unit, blank-line separated."""
+    blocks: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    for line in [*text.splitlines(), ""]:
+        if not line.strip():
+            if current:
+                blocks.append(current)
+            current = {}
+            continue
+        key, sep, value = line.partition("=")
+        if sep:
+            current[key] = value
+    return blocks
+
+
+def only_not_found(result: subprocess.CompletedProcess[bytes], names: set[str]) -> bool:
+    """Whether a failed call complained about nothing but units it did not find.
+
+    systemctl asks for every unit it can and exits 5 with one "Unit X not found." line per
+    unknown unit; any other line (a unit that failed, a wrapper's own error) means the
+    known units' outcome is unknown, so they are asked for again.
+    """
+    if result.returncode != EXIT_NOT_FOUND:
+        return False
+    lines = [x for x in result.stderr.decode(errors="replace").splitlines() if x.strip()]
+    return bool(lines) and all(
+        any(name and f"Unit {name} not found" in line for name in names) for line in lines
+    )
 
 
 class ActivationLists:
@@ -69,11 +145,12 @@ class ActivationLists:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def request(self, verb: str, units: Sequence[str]) -> None:
+    def request(self, verb: str, units: Sequence[str]) -> tuple[str, ...]:
+        """Append ``units``; none is skipped (switch-to-configuration handles them later)."""
         if verb not in VERBS:
             raise UsageError(f"unknown systemctl verb {verb!r}")
         if not units:
-            return
+            return ()
         path = rooted(self.root, RESTART_LIST if verb == "try-restart" else RELOAD_LIST)
         make_dirs(self.root, os.path.dirname(RESTART_LIST))
         data = "".join(f"{unit}\n" for unit in sorted(units)).encode()
@@ -92,6 +169,16 @@ class ActivationLists:
             os.write(fd, data)
         finally:
             os.close(fd)
+        return ()
 
 
-__all__ = ["RELOAD_LIST", "RESTART_LIST", "VERBS", "ActivationLists", "Systemctl"]
+__all__ = [
+    "EXIT_NOT_FOUND",
+    "RELOAD_LIST",
+    "RESTART_LIST",
+    "VERBS",
+    "ActivationLists",
+    "Systemctl",
+    "only_not_found",
+    "parse_show",
+]

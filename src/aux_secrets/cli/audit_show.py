@@ -55,6 +55,8 @@ def entry_doc(entry: AuditEntry) -> dict[str, object]:
         }
     if ev.dropped is not None:
         doc["dropped"] = ev.dropped
+    if ev.units_not_found:
+        doc["unitsNotFound"] = list(ev.units_not_found)
     return doc
 
 
@@ -73,6 +75,8 @@ def entry_line(entry: AuditEntry) -> str:
         parts.append("restart " + ", ".join(ev.restart_units))
     if ev.reload_units:
         parts.append("reload " + ", ".join(ev.reload_units))
+    if ev.units_not_found:
+        parts.append("not on the host " + ", ".join(ev.units_not_found))
     if ev.dropped is not None:
         parts.append(f"dropped a torn line of {ev.dropped} bytes")
     return printable("  ".join(parts))

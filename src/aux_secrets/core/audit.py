@@ -58,7 +58,7 @@ _FIELDS = {
     "prev",
     "hash",
 }
-_OPTIONAL = {"summary", "dropped"}
+_OPTIONAL = {"summary", "dropped", "unitsNotFound"}
 _SUMMARY_FIELDS = {"changed", "restartUnits", "reloadUnits", "digest"}
 
 
@@ -88,6 +88,7 @@ class AuditEvent:
     reload_units: tuple[str, ...] = ()
     summary: AuditSummary | None = None  # set instead of the lists for a long entry
     dropped: int | None = None  # "repair": bytes of a torn last line removed
+    units_not_found: tuple[str, ...] = ()  # "install": units skipped, the host lacks them
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,11 @@ def _check_event(ev: AuditEvent, where: str) -> None:
         check_secret_name(name, f"{where}.fingerprints")
         if not is_fingerprint(fp):
             raise InputError(f"{where}.fingerprints.{name}: not a keyed fingerprint")
-    for key, units in (("restartUnits", ev.restart_units), ("reloadUnits", ev.reload_units)):
+    for key, units in (
+        ("restartUnits", ev.restart_units),
+        ("reloadUnits", ev.reload_units),
+        ("unitsNotFound", ev.units_not_found),
+    ):
         for unit in units:
             if not isinstance(unit, str) or not _UNIT_RE.fullmatch(unit):
                 raise InputError(f"{where}.{key}: {unit!r} is not a unit name")
@@ -175,6 +180,8 @@ def _body(seq: int, prev: str, ev: AuditEvent) -> dict[str, Any]:
         }
     if ev.dropped is not None:
         optional["dropped"] = ev.dropped
+    if ev.units_not_found:
+        optional["unitsNotFound"] = sorted(ev.units_not_found)
     return {
         **optional,
         "bundleId": ev.bundle_id,
@@ -242,6 +249,7 @@ def decode_entry(line: bytes, where: str) -> AuditEntry:
         if not isinstance(doc[name], str):
             raise InputError(f"{where}: {name} is not a string")
     summary = _decode_summary(doc.get("summary"), where) if "summary" in doc else None
+    not_found = _str_list(doc.get("unitsNotFound", []), f"{where}.unitsNotFound")
     dropped = doc.get("dropped")
     if "dropped" in doc and (
         isinstance(dropped, bool) or not isinstance(dropped, int) or dropped < 0
@@ -260,6 +268,7 @@ def decode_entry(line: bytes, where: str) -> AuditEntry:
         reload_units=_str_list(doc["reloadUnits"], f"{where}.reloadUnits"),
         summary=summary,
         dropped=dropped,
+        units_not_found=not_found,
     )
     _check_event(event, where)
     body = {k: v for k, v in doc.items() if k != "hash"}

@@ -1,12 +1,13 @@
 """``aux-secrets install``: the local store and the manifest become a generation.
 
 Reads the store once, renders what the manifest asks for at an instant, resolves owners,
-and hands the files to ``tree.install_tree``; after the swap it appends the audit entry
-and asks for the units of what changed.
+and hands the files to ``tree.install_tree``; after the swap it asks for the units of
+what changed and appends the audit entry (which names the units the host does not have).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +37,7 @@ class InstallReport:
     missing: tuple[Missing, ...]
     next_rotation: datetime | None
     requested: tuple[tuple[str, tuple[str, ...]], ...]  # (verb, units) actually asked for
+    not_found: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (verb, units) the host lacks
     warnings: tuple[str, ...] = ()  # the tree's, and an audit entry that was not written
     stale: tuple[StaleValue, ...] = ()  # installed with a value outside its windows
     running_out: tuple[tuple[str, datetime], ...] = ()  # (secret, when its values end)
@@ -115,6 +117,7 @@ def audit_event(
     plan: Plan,
     generation: int,
     at: datetime,
+    not_found: Sequence[str] = (),
 ) -> AuditEvent:
     """The ``install`` entry: changed secret names, their keyed fingerprints, the units."""
     changed = tuple(k.split(":", 1)[1] for k in plan.touched if k.startswith("secret:"))
@@ -132,6 +135,7 @@ def audit_event(
         },
         restart_units=plan.try_restart,
         reload_units=plan.try_reload,
+        units_not_found=tuple(sorted(set(not_found))),
     )
 
 
@@ -170,16 +174,25 @@ def install(
     )
     files, no_owner = files_to_write(desired)
     tree = trees(manifest.settings)[1 if for_users else 0]
-    requested: list[tuple[str, tuple[str, ...]]] = []
+    requested: restarts.Requests = []
+    not_found: restarts.Requests = []
     warnings: list[str] = []
 
     def after_swap(plan: Plan, generation: int) -> None:
-        # The generation is live: a problem with the log never stops the restarts.
-        if audit is not None:
-            event = audit_event(manifest, payload, desired, plan, generation, at)
-            warnings.extend(audit.append_or_warn(event, done=f"generation {generation} is live"))
-        if requester is not None:
-            requested.extend(restarts.request_units(requester, plan, generation))
+        # The generation is live. The units come first so that the entry can name those
+        # the host lacks; a failing request still gets its entry, and a problem with the
+        # log never stops the restarts.
+        try:
+            if requester is not None:
+                asked, lacking = restarts.request_units(requester, plan, generation)
+                requested.extend(asked)
+                not_found.extend(lacking)
+        finally:
+            if audit is not None:
+                skipped = [u for _, units in not_found for u in units]
+                event = audit_event(manifest, payload, desired, plan, generation, at, skipped)
+                done = f"generation {generation} is live"
+                warnings.extend(audit.append_or_warn(event, done=done))
 
     if credentials is not None and not dry_run and not for_users:
         # Before the swap: a unit restarted for a rotated value must find its new
@@ -194,6 +207,7 @@ def install(
         missing=(*desired.missing, *no_owner, *result.refused),
         next_rotation=desired.next_rotation,
         requested=tuple(requested),
+        not_found=tuple(not_found),
         warnings=(*result.warnings, *warnings),
         stale=desired.stale,
         running_out=desired.running_out,

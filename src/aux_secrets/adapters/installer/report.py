@@ -37,6 +37,7 @@ def report_json(report: InstallReport) -> dict[str, object]:
         "tryRestart": list(plan.try_restart),
         "tryReloadOrRestart": list(plan.try_reload),
         "requested": [{"verb": v, "units": list(u)} for v, u in report.requested],
+        "notFound": [{"verb": v, "units": list(u)} for v, u in report.not_found],
         "pruned": list(r.pruned),
         "missing": [{**_item(m.key), "reason": m.reason} for m in report.missing],
         "nextRotation": _iso(report.next_rotation) if report.next_rotation else None,
@@ -59,8 +60,8 @@ def report_json(report: InstallReport) -> dict[str, object]:
 
 
 def report_warnings(report: InstallReport, clock: datetime) -> list[str]:
-    """The loud lines for stale values, values running out and a clock that is behind
-    (stderr: the journal of the install unit)."""
+    """The loud lines for stale values, values running out, a clock that is behind and
+    units the host does not have (stderr: the journal of the install unit)."""
     lines: list[str] = []
     if report.clock_behind is not None:
         lines.append(
@@ -88,6 +89,12 @@ def report_warnings(report: InstallReport, clock: datetime) -> list[str]:
             f"secret {name}: its values run out at {_iso(ends)} (in {days:.1f} days): "
             f"provision before then (aux-secrets provision --host {report.host})"
         )
+    for verb, units in report.not_found:
+        lines += [
+            f"unit {unit} is not on this host (systemd does not know it): skipped its "
+            f"{verb} (the manifest names it in restartUnits/reloadUnits)"
+            for unit in units
+        ]
     return lines
 
 
@@ -114,6 +121,8 @@ def report_lines(report: InstallReport) -> list[str]:
     for verb, units in verb_units:
         if units:
             lines.append(f"  {verb}: {' '.join(units)}")
+    for verb, units in report.not_found:
+        lines.append(f"  not found (skipped its {verb}): {' '.join(units)}")
     if not plan.try_restart and not plan.try_reload:
         lines.append("  no units to restart or reload")
     lines += [f"  missing   {m.key.replace(':', ' ', 1)}: {m.reason}" for m in report.missing]

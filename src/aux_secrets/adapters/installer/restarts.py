@@ -27,9 +27,15 @@ VERBS = ("try-restart", "try-reload-or-restart")
 
 
 class UnitRequester(Protocol):
-    """Something that asks systemd to restart or reload units (see adapters/systemctl.py)."""
+    """Something that asks systemd to restart or reload units (see adapters/systemctl.py).
 
-    def request(self, verb: str, units: Sequence[str]) -> None: ...
+    ``request`` returns the units it skipped because the host does not have them.
+    """
+
+    def request(self, verb: str, units: Sequence[str]) -> tuple[str, ...]: ...
+
+
+Requests = list[tuple[str, tuple[str, ...]]]  # (verb, units), in the order of VERBS
 
 
 def read_pending(gens: Path) -> tuple[list[str], list[str]]:
@@ -67,22 +73,28 @@ def clear_pending(gens: Path) -> None:
 
 def request_units(
     requester: UnitRequester, plan: Plan, generation: int
-) -> list[tuple[str, tuple[str, ...]]]:
-    """One request per verb with all its units; what was asked for, in order.
+) -> tuple[Requests, Requests]:
+    """One request per verb with all its units: (what was asked for, what the host lacks).
 
-    A failing request is an ExternalError saying the generation is installed anyway.
+    A unit the host does not have is skipped, not a failure; a failing request is an
+    ExternalError saying the generation is installed anyway.
     """
-    requested: list[tuple[str, tuple[str, ...]]] = []
+    requested: Requests = []
+    not_found: Requests = []
     for verb, units in zip(VERBS, (plan.try_restart, plan.try_reload), strict=True):
         if not units:
             continue
         try:
-            requester.request(verb, units)
+            skipped = tuple(requester.request(verb, units))
         except ExternalError as exc:
             raise ExternalError(
                 f"generation {generation} is installed, but asking for {verb} failed: "
                 f"{exc.message}",
                 hint=exc.hint,
             ) from None
-        requested.append((verb, units))
-    return requested
+        asked = tuple(u for u in units if u not in skipped)
+        if asked:
+            requested.append((verb, asked))
+        if skipped:
+            not_found.append((verb, skipped))
+    return requested, not_found
