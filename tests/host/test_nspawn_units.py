@@ -97,3 +97,27 @@ def test_provision_skips_a_unit_the_host_lacks_and_restarts_the_real_one(
     assert install["unitsNotFound"] == [MISSING]
     assert host.ssh("aux-secrets audit verify").returncode == 0
     assert host.ordering_cycles() == []
+
+
+def test_the_boot_time_install_does_not_fail_on_a_unit_the_host_lacks(
+    host: Host, tmp_path: Path
+) -> None:
+    """At boot every file appears, so the install asks for every unit of the manifest,
+    the missing one included: the install unit succeeds, and says which it skipped."""
+    vault = operator_vault(host, tmp_path)
+    install_services(host, SERVICES)
+    host.ssh_ok("aux-secrets units install --now")
+    doc = manifest_naming_a_missing_unit()
+    done = host.aux(
+        "provision", "--host", HOST, "--manifest", write_manifest(tmp_path, doc), *vault.args()
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    host.machine.reboot()
+    assert host.active("aux-secrets-install.service") == "active"
+    journal = host.inside("journalctl -b --no-pager -q -u aux-secrets-install.service")
+    assert f"unit {MISSING} is not on this host" in journal, journal
+    boot = host.inside("cat /proc/sys/kernel/random/boot_id").strip()
+    web = [r for r in records(host, "web") if r.boot_id == boot]
+    assert [r.event for r in web] == ["start"]
+    assert web[0].value == derive(vault, "db/web1", "--charset", "alnum")
+    assert host.ordering_cycles() == []
