@@ -1,6 +1,7 @@
 """A manifest that names a unit the booted host does not have (Debian 12 in
 systemd-nspawn, the real systemctl): provision succeeds, says which unit it skipped, and
-the real unit beside it restarts with its new secret, once."""
+the real unit beside it restarts with its new secret, once; the boot-time install
+succeeds too."""
 
 from __future__ import annotations
 
