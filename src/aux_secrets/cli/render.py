@@ -99,11 +99,11 @@ def _manifest_for(manifest: Path | None, host: str | None, vault_root: Path) -> 
     if host is None:
         raise UsageError("render needs --manifest FILE or --host NAME")
     from aux_secrets.adapters.hosts import HostDir
-    from aux_secrets.workflows import provision
+    from aux_secrets.workflows import manifest_source
 
     entry = HostDir(vault_root / "hosts").read(host)  # the vault's hosts_dir
-    source = provision.manifest_for_host(entry, vault_root)
-    return provision.load_manifest(source)
+    source = manifest_source.manifest_for_host(entry, vault_root)
+    return manifest_source.load_manifest(source)
 
 
 def render_command(

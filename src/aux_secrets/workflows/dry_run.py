@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from aux_secrets.workflows.provision import ManifestSource, Route, load_manifest
+from aux_secrets.workflows.manifest_source import ManifestSource, load_manifest
+from aux_secrets.workflows.route import Route
 from aux_secrets.workflows.verify import Drift, verify_host
 
 if TYPE_CHECKING:

@@ -44,7 +44,7 @@ def _realm_matches(template: str, realm: str) -> bool:
 def uses(vault_root: Path, hosts_dir: Path, kind: Kind, name: str) -> list[Use]:
     """For every host of the vault, the secrets of its manifest that use ``name``."""
     from aux_secrets.core.manifest import StoreSource
-    from aux_secrets.workflows.provision import load_manifest, manifest_for_host
+    from aux_secrets.workflows.manifest_source import load_manifest, manifest_for_host
 
     hosts = HostDir(hosts_dir)
     out: list[Use] = []
@@ -120,7 +120,7 @@ def decommission_report(
     """What host ``name`` held (from its manifest), which other hosts share each value,
     and how to rotate each; plus the hosts whose manifests could not be read."""
     from aux_secrets.core.manifest import DeriveSource
-    from aux_secrets.workflows.provision import load_manifest, manifest_for_host
+    from aux_secrets.workflows.manifest_source import load_manifest, manifest_for_host
 
     hosts = HostDir(hosts_dir)
     manifest = load_manifest(manifest_for_host(hosts.read(name), vault_root))

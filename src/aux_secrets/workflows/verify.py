@@ -19,17 +19,10 @@ from aux_secrets.adapters import ssh
 from aux_secrets.adapters.hosts import Host, HostDir
 from aux_secrets.core.nesting import loads_json
 from aux_secrets.errors import ExternalError, InputError
-from aux_secrets.workflows.provision import (
-    ManifestSource,
-    Route,
-    check_manifest_host,
-    fingerprint_key,
-    host_error,
-    load_manifest,
-    manifest_from_file,
-    resolve_secrets,
-    run_on_host,
-)
+from aux_secrets.workflows.bundles import check_manifest_host, fingerprint_key, resolve_secrets
+from aux_secrets.workflows.host_report import host_error
+from aux_secrets.workflows.manifest_source import ManifestSource, load_manifest, manifest_from_file
+from aux_secrets.workflows.route import Route, run_on_host
 
 if TYPE_CHECKING:
     from aux_secrets.adapters.vault import Vault
