@@ -11,26 +11,39 @@ Layout (docs/spec/local-store.md):
 ``activate`` writes the new blob under a new name, then replaces ``store.json`` with one
 rename: a crash before the rename leaves the old store active and whole. ``load`` does
 exactly one decrypt whatever the number of secrets.
+
+This module activates; the rest of :class:`LocalStore` lives beside it and is
+re-exported here: paths, keys and clean-up in ``localstore_layout.py``, reading in
+``localstore_read.py``, the individual credentials in ``localstore_credentials.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import hashlib
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aux_secrets.adapters import bundle_age
-from aux_secrets.adapters.audit import AuditLog
-from aux_secrets.adapters.fs import atomic_write, file_lock, read_bounded, remove_stale_temps
-from aux_secrets.adapters.systemd_creds import SystemdCreds
+from aux_secrets.adapters.fs import atomic_write, file_lock
+from aux_secrets.adapters.localstore_credentials import StoreCredentials
+from aux_secrets.adapters.localstore_credentials import current_slot_at as current_slot_at
+from aux_secrets.adapters.localstore_layout import CREDENTIALS_DIR as CREDENTIALS_DIR
+from aux_secrets.adapters.localstore_layout import INDEX_NAME as INDEX_NAME
+from aux_secrets.adapters.localstore_layout import LOCK_NAME as LOCK_NAME
+from aux_secrets.adapters.localstore_layout import MAX_BLOB_BYTES as MAX_BLOB_BYTES
+from aux_secrets.adapters.localstore_layout import MAX_META_BYTES as MAX_META_BYTES
+from aux_secrets.adapters.localstore_layout import META_NAME as META_NAME
+from aux_secrets.adapters.localstore_layout import STORE_CREDENTIAL_NAME as STORE_CREDENTIAL_NAME
+from aux_secrets.adapters.localstore_layout import StoreLayout as StoreLayout
+from aux_secrets.adapters.localstore_layout import credentials_env as credentials_env
+from aux_secrets.adapters.localstore_layout import under_root as under_root
+from aux_secrets.adapters.localstore_read import StoreReader as StoreReader
 from aux_secrets.core.audit import AuditEvent
-from aux_secrets.core.bundle import BundlePayload, BundleSecret, decode_payload, format_instant
+from aux_secrets.core.bundle import BundlePayload, decode_payload, format_instant
 from aux_secrets.core.bundle_sign import (
     Envelope,
     open_envelope,
@@ -39,54 +52,20 @@ from aux_secrets.core.bundle_sign import (
 )
 from aux_secrets.core.fingerprint import fingerprint
 from aux_secrets.core.localstore import (
-    BACKENDS,
     KEY_BYTES,
     KIND_PLAIN,
     KIND_SYSTEMD_CREDS,
     NONCE_BYTES,
     StoreMeta,
-    check_payload_matches,
-    decode_credential_index,
-    decode_meta,
-    encode_credential_index,
     encode_meta,
     meta_for,
-    open_blob,
-    parse_blob,
     seal_blob,
     version_downgrades,
 )
-from aux_secrets.errors import AuxError, ConflictError, InputError, NotFoundError, PolicyError
+from aux_secrets.errors import ConflictError, PolicyError
 
 if TYPE_CHECKING:
     from aux_secrets.core.manifest import Manifest, Settings
-
-META_NAME = "store.json"
-LOCK_NAME = "store.lock"
-CREDENTIALS_DIR = "credentials"
-INDEX_NAME = "index.json"
-STORE_CREDENTIAL_NAME = "aux-secrets-store"
-MAX_META_BYTES = 64 * 1024 * 1024
-MAX_BLOB_BYTES = 96 * 1024 * 1024
-
-
-def under_root(root: Path, path: str | os.PathLike[str]) -> Path:
-    """``path`` (absolute, from the manifest) inside ``root``; ``/`` leaves it unchanged."""
-    text = os.fspath(path)
-    if not text.startswith("/"):
-        raise InputError(f"path {text!r} is not absolute")
-    return root / text.lstrip("/") if root != Path("/") else Path(text)
-
-
-def credentials_env(root: Path, env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for systemd-creds: under a --root other than /, the host key
-    (SYSTEMD_CREDENTIAL_SECRET) defaults to ROOT/var/lib/systemd/credential.secret."""
-    result = dict(os.environ if env is None else env)
-    if root != Path("/") and "SYSTEMD_CREDENTIAL_SECRET" not in result:
-        secret = root / "var/lib/systemd/credential.secret"
-        secret.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        result["SYSTEMD_CREDENTIAL_SECRET"] = str(secret)
-    return result
 
 
 @dataclass(frozen=True)
@@ -106,134 +85,11 @@ class ActivateResult:
     payload: BundlePayload | None = field(default=None, repr=False)
 
 
-def current_slot_at(secret: BundleSecret, at: datetime) -> bytes:
-    """The value live at ``at``, as the installer chooses it (core/select.py): the slot
-    whose window holds it, else the last one after every window, else the one marked
-    current."""
-    from aux_secrets.core.select import select
+class LocalStore(StoreCredentials):
+    """The local store of one host (``settings`` from its manifest, paths under ``root``).
 
-    chosen = select(secret.slots, at).current
-    return chosen if chosen is not None else secret.current_slot().value
-
-
-class LocalStore:
-    """The local store of one host (``settings`` from its manifest, paths under ``root``)."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        root: Path = Path("/"),
-        *,
-        env: Mapping[str, str] | None = None,
-        after_each: Callable[[], None] | None = None,
-    ) -> None:
-        if settings.backend not in BACKENDS:
-            raise InputError(f"settings.backend {settings.backend!r} is not one of {BACKENDS}")
-        self.settings = settings
-        self.root = root
-        self.store_dir = under_root(root, settings.store_dir)
-        self.meta_path = self.store_dir / META_NAME
-        self.credentials_dir = self.store_dir / CREDENTIALS_DIR
-        self._env = env
-        self._after_each = after_each
-        self.audit = AuditLog(self.store_dir)
-
-    # ------------------------------------------------------------------ helpers
-
-    def host_key_paths(self) -> list[Path]:
-        return [under_root(self.root, p) for p in self.settings.host_keys]
-
-    def creds(self, with_key: str | None = None) -> SystemdCreds:
-        return SystemdCreds(
-            with_key=with_key or self.settings.credential_key,
-            tpm2_device=self.settings.tpm2.device,
-            tpm2_pcrs=self.settings.tpm2.pcrs,
-            env=credentials_env(self.root, self._env),
-            after_each=self._after_each,
-        )
-
-    def credential_path(self, name: str) -> Path:
-        """Where credential ``name`` lives: ready for ``LoadCredentialEncrypted=NAME:PATH``."""
-        return self.credentials_dir / f"{name}.cred"
-
-    def _ensure_dir(self) -> None:
-        self.store_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if self.store_dir.is_symlink() or not self.store_dir.is_dir():
-            raise InputError(f"store directory {self.store_dir} is not a directory")
-
-    # ------------------------------------------------------------------ reading
-
-    def active_meta(self) -> StoreMeta | None:
-        """What is active (serial, host, created, bundle id, fingerprints), no decrypt.
-        None when nothing was ever activated."""
-        if not self.meta_path.exists():
-            return None
-        data = read_bounded(self.meta_path, MAX_META_BYTES, what="local store metadata")
-        return decode_meta(data, name=f"local store metadata {self.meta_path}")
-
-    @contextlib.contextmanager
-    def _reading(self) -> Iterator[None]:
-        """The store lock, so the metadata and the blob read are one activation's.
-
-        An ``activate`` commits a new blob and removes the old one under this lock; a
-        reader without it could read the old metadata and find its blob gone. A store
-        the caller cannot lock (read-only, not root) is read without it.
-        """
-        with contextlib.ExitStack() as stack:
-            try:
-                stack.enter_context(file_lock(self.store_dir / LOCK_NAME, what="local store lock"))
-            except OSError as exc:
-                if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT):
-                    raise
-            yield
-
-    def load(self) -> BundlePayload:
-        """The active payload, with exactly one decrypt (metadata and blob read under the
-        store lock, so an ``activate`` at the same moment is seen whole or not at all)."""
-        with self._reading():
-            meta = self.active_meta()
-            if meta is None:
-                raise NotFoundError(
-                    f"no bundle has been activated in {self.store_dir}",
-                    hint="deliver one: aux-secrets provision --host HOST "
-                    "(or aux-secrets activate --bundle FILE)",
-                )
-            blob_path = self.store_dir / meta.blob
-            blob = read_bounded(blob_path, MAX_BLOB_BYTES, what="local store blob")
-        if hashlib.sha256(blob).hexdigest() != meta.blob_sha256:
-            raise InputError(
-                f"local store blob {blob_path} does not match its metadata (changed or corrupted)",
-                hint="deliver the bundle again: aux-secrets provision --host HOST",
-            )
-        payload_bytes = self._open(meta, blob, blob_path)
-        if meta.backend == "age":  # the kept bundle: its signed envelope, checked again
-            envelope = open_envelope(payload_bytes)
-            if meta.signer is not None and envelope.signer != meta.signer:
-                raise InputError(
-                    f"local store blob {blob_path} is not signed by the recorded bundle signer",
-                    hint="deliver the bundle again: aux-secrets provision --host HOST",
-                )
-            payload_bytes = envelope.payload
-        payload = decode_payload(payload_bytes)
-        check_payload_matches(payload, meta, name=f"local store blob {blob_path}")
-        return payload
-
-    def _open(self, meta: StoreMeta, blob: bytes, blob_path: Path) -> bytes:
-        if meta.backend == "age":
-            return bundle_age.open_bundle(blob, self.host_key_paths())
-        parsed = parse_blob(blob, name=f"local store blob {blob_path}")
-        expected = KIND_SYSTEMD_CREDS if meta.backend == "systemd-creds" else KIND_PLAIN
-        if parsed.kind != expected:
-            raise InputError(f"local store blob {blob_path} does not match backend {meta.backend}")
-        if parsed.kind == KIND_PLAIN:
-            key = parsed.key_blob
-        else:
-            key = self.creds(meta.credential_key).decrypt(
-                STORE_CREDENTIAL_NAME, parsed.key_blob, what=f"local store {blob_path}"
-            )
-        return open_blob(parsed, key, host=meta.host, serial=meta.serial, bundle_id=meta.bundle_id)
-
-    # ------------------------------------------------------------------ activate
+    Paths and keys come from :class:`StoreLayout`, reading from :class:`StoreReader`,
+    credentials from :class:`StoreCredentials`; this class activates a bundle."""
 
     def _seal(
         self, payload: BundlePayload, payload_bytes: bytes, bundle: bytes
@@ -466,125 +322,6 @@ class LocalStore:
                 hint="make a fresh bundle: aux-secrets bundle --host " + host,
             )
         return payload.created  # from now on, nothing made before this one
-
-    def _remove_stale_temps(self) -> None:
-        """Temp files of writes a kill interrupted (under the store lock, which every
-        writer of these names holds)."""
-        remove_stale_temps(
-            self.store_dir, lambda target: target == META_NAME or target.startswith("store-")
-        )
-        remove_stale_temps(
-            self.credentials_dir,
-            lambda target: target == INDEX_NAME or target.endswith(".cred"),
-        )
-
-    def sealed_pcrs(self) -> str | None:
-        """The PCRs a blob sealed now is bound to (recorded in store.json), or None."""
-        backend, key = self.settings.backend, self.settings.credential_key
-        return self.settings.tpm2.pcrs if backend == "systemd-creds" and "tpm2" in key else None
-
-    def _remove_stale_blobs(self, keep: str) -> None:
-        for path in self.store_dir.glob("store-*"):
-            if path.name != keep and path.suffix in (".bin", ".age"):
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-
-    # ------------------------------------------------------------------ credentials
-
-    def _read_index(self) -> dict[str, str]:
-        """What each credential file holds (by fingerprint); a damaged index is only a
-        cache miss: every credential is sealed again."""
-        path = self.credentials_dir / INDEX_NAME
-        try:
-            return decode_credential_index(read_bounded(path, MAX_META_BYTES, what="index"))
-        except (AuxError, OSError):
-            return {}
-
-    def _plan_credentials(
-        self, payload: BundlePayload, manifest: Manifest | None, at: datetime
-    ) -> tuple[dict[str, str], dict[str, bytes]]:
-        """(credential -> fingerprint wanted, credential -> newly sealed bytes). Only
-        credentials whose live value differs from what their file holds are sealed."""
-        if manifest is None:
-            return {}, {}
-        from aux_secrets.core.select import live_instant
-
-        at = live_instant(at, payload.created)
-        wanted: dict[str, str] = {}
-        values: dict[str, bytes] = {}
-        for name, spec in sorted(manifest.secrets.items()):
-            secret = payload.secrets.get(name)
-            if spec.credential is None or secret is None:
-                continue  # the installer names missing secrets
-            value = current_slot_at(secret, at)
-            wanted[spec.credential.name] = fingerprint(payload.fingerprint_key, name, value)
-            values[spec.credential.name] = value
-        held = self._read_index()
-        stale = [
-            c for c in wanted if held.get(c) != wanted[c] or not self.credential_path(c).is_file()
-        ]
-        if not stale:
-            return wanted, {}
-        creds = self.creds()
-        return wanted, {c: creds.encrypt(c, values[c]) for c in stale}
-
-    def _write_credentials(
-        self, wanted: Mapping[str, str], sealed: Mapping[str, bytes]
-    ) -> tuple[Path, ...]:
-        if not wanted and not self.credentials_dir.exists():
-            return ()
-        self.credentials_dir.mkdir(mode=0o700, exist_ok=True)
-        written = []
-        for name, data in sorted(sealed.items()):
-            path = self.credential_path(name)
-            atomic_write(path, data, mode=0o600)
-            written.append(path)
-        keep = {self.credential_path(c).name for c in wanted}
-        for path in self.credentials_dir.glob("*.cred"):
-            if path.name not in keep:
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-        index = encode_credential_index(wanted)
-        if self._read_index_bytes() != index:  # an unchanged index is not rewritten
-            atomic_write(self.credentials_dir / INDEX_NAME, index, mode=0o600)
-        return tuple(written)
-
-    def _read_index_bytes(self) -> bytes | None:
-        try:
-            return read_bounded(self.credentials_dir / INDEX_NAME, MAX_META_BYTES, what="index")
-        except (AuxError, OSError):
-            return None
-
-    def refresh_credentials(
-        self, manifest: Manifest, payload: BundlePayload, at: datetime
-    ) -> tuple[Path, ...]:
-        """Bring ``credentials/`` in line with the manifest and the values live at ``at``
-        (after a rotation boundary, or a manifest that names new credentials). Seals only
-        what changed; returns the files written. The installer calls this."""
-        self._ensure_dir()
-        with file_lock(self.store_dir / LOCK_NAME, what="local store lock"):
-            self._remove_stale_temps()
-            active = self.active_meta()
-            if active is not None and active.bundle_id != payload.bundle_id:
-                # An activate came in since ``payload`` was read: sealing its values now
-                # would put older values over the ones that activate just sealed.
-                raise ConflictError(
-                    "a newer bundle was activated while install was running; nothing was changed",
-                    hint="run aux-secrets install again",
-                )
-            wanted, sealed = self._plan_credentials(payload, manifest, at)
-            return self._write_credentials(wanted, sealed)
-
-    def seal_credential(self, name: str, value: bytes) -> Path:
-        """Write credential ``name`` (sealed with ``--name=NAME``) to its file, atomically.
-        Prefer refresh_credentials, which also keeps the index."""
-        self._ensure_dir()
-        self.credentials_dir.mkdir(mode=0o700, exist_ok=True)
-        path = self.credential_path(name)
-        atomic_write(path, self.creds().encrypt(name, value), mode=0o600)
-        with contextlib.suppress(FileNotFoundError):
-            (self.credentials_dir / INDEX_NAME).unlink()  # no longer known: reseal next time
-        return path
 
 
 def _changes(old: StoreMeta | None, new: StoreMeta) -> tuple[tuple[str, ...], tuple[str, ...]]:
