@@ -229,7 +229,7 @@ def _run_killed(tmp_path: Path, body: str) -> None:
             import os, signal, sys
             from pathlib import Path
             sys.path.insert(0, {src!r})
-            from aux_secrets.adapters import store as store_mod
+            from aux_secrets.adapters import store_rekey
             from aux_secrets.adapters.store import StoreDir
             from aux_secrets.core.auxv1 import AuxV1
             OLD = AuxV1(bytes(range(32)))
@@ -305,13 +305,13 @@ def test_rekey_crash_while_staging_rolls_back(tmp_path: Path, kill_at: int) -> N
         tmp_path,
         f"""
         calls = []
-        real = store_mod._write_new
+        real = store_rekey._write_new
         def counting(path, data):
             calls.append(path)
             if len(calls) == {kill_at}:
                 die()
             real(path, data)
-        store_mod._write_new = counting
+        store_rekey._write_new = counting
         StoreDir(root).rekey(OLD, NEW)
         """,
     )
