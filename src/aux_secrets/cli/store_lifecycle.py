@@ -8,7 +8,7 @@ import json
 import typer
 
 from aux_secrets.cli import common, output
-from aux_secrets.cli.store import (
+from aux_secrets.cli.store_common import (
     FromCommandOpt,
     FromFileOpt,
     JsonOpt,
@@ -17,9 +17,9 @@ from aux_secrets.cli.store import (
     StripOpt,
     _expiry_state,
     _open_store,
-    _read_value,
     _today,
 )
+from aux_secrets.cli.store_value import _read_value
 from aux_secrets.core.expiry import EXPIRY_WARNING_DAYS
 from aux_secrets.errors import NotFoundError, PolicyError, UsageError
 
