@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import shlex
 import shutil
 import stat
 from pathlib import Path
 
+import pytest
+
+from aux_secrets.core.bundle_sign import parse_signer
 from tests.helpers import assert_one_line_error, cli
 from tests.provision_helpers import make_host_root, make_vault
 from tests.sshd import _keygen
@@ -55,6 +59,54 @@ def test_a_pull_source_that_cannot_go_into_pull_env(tmp_path: Path) -> None:
     result = install(tmp_path, "--pull-source", "https://x/a b")
     assert_one_line_error(result, "cannot be written into pull.env")
     assert not (tmp_path / "etc/aux-secrets/pull.env").exists()
+
+
+def test_the_units_run_on_a_host_without_a_manifest(tmp_path: Path) -> None:
+    """A host whose manifest comes with its first bundle: nothing in the units waits for one;
+    its name and signer are in delivery.env, which both services read."""
+    vault = make_vault(tmp_path)
+    line = cli("signer", "--ssh", *vault.args()).stdout.decode().strip()
+    root = tmp_path / "root"
+    root.mkdir()
+    result = install(
+        root, "--pull-source", "/srv/pub", "--incoming", "--host", "web1", "--signer", line
+    )
+    assert result.returncode == 0, result.stderr
+    checked = verify(root, *installed_units(root))
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stderr.strip() == "" and checked.stdout.strip() == ""
+    env = root / "etc/aux-secrets/delivery.env"
+    assert stat.S_IMODE(env.stat().st_mode) == 0o600
+    key = base64.b64encode(parse_signer(line)).decode()
+    assert env.read_text().splitlines()[1:] == [
+        "AUX_SECRETS_PULL_HOST=web1",
+        f"AUX_SECRETS_PULL_SIGNER={key}",
+    ]
+    for name in ("aux-secrets-pull.service", "aux-secrets-incoming.service"):
+        text = (root / UNIT_DIR / name).read_text()
+        assert "manifest.json" not in text
+        assert "EnvironmentFile=-/etc/aux-secrets/delivery.env" in text
+    pull = (root / UNIT_DIR / "aux-secrets-pull.service").read_text()
+    assert "ConditionPathExists=/etc/aux-secrets/pull.env" in pull
+    incoming = (root / UNIT_DIR / "aux-secrets-incoming.service").read_text()
+    assert "ConditionDirectoryNotEmpty=/var/lib/aux-secrets/incoming" in incoming
+
+
+@pytest.mark.parametrize(
+    ("options", "needle"),
+    [
+        (["--host", "web1"], "--host and --signer are for the pull and incoming units"),
+        (["--incoming", "--host", "web 1"], "'web 1' is not a valid host name"),
+        (["--pull-source", "/srv/pub", "--signer", "ssh-rsa AAAA"], "--signer"),
+    ],
+)
+def test_a_host_or_signer_that_cannot_be_used(
+    tmp_path: Path, options: list[str], needle: str
+) -> None:
+    result = install(tmp_path, *options)
+    assert_one_line_error(result, needle)
+    assert b"aux-secrets: hint: " in result.stderr
+    assert not (tmp_path / "etc").exists()  # nothing written, not even pull.env
 
 
 def test_units_show_lists_them() -> None:

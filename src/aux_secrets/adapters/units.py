@@ -99,6 +99,28 @@ def _run(argv: Sequence[str]) -> None:
         )
 
 
+def _write_env_files(
+    root: Path, pull_source: str | None, host: str | None, signer: str | None
+) -> None:
+    """pull.env and delivery.env, both checked before either is written (0600: a source
+    URL may carry a password; the pair says which bundles this host takes in)."""
+    from aux_secrets.core.delivery_units import (
+        DELIVERY_ENV_PATH,
+        PULL_ENV_PATH,
+        delivery_env,
+        pull_env,
+    )
+
+    files: list[tuple[str, bytes]] = []
+    if pull_source is not None:
+        files.append((PULL_ENV_PATH, pull_env(pull_source)))
+    if host is not None or signer is not None:
+        files.append((DELIVERY_ENV_PATH, delivery_env(host, signer)))
+    for relative, data in files:
+        _make_dirs(root, Path(relative).parent)
+        atomic_write(under_root(root, "/" + relative), data, mode=0o600)
+
+
 def systemd_running(root: Path) -> bool:
     """The manager to reload: only on the live system booted with systemd."""
     return root == Path("/") and Path("/run/systemd/system").is_dir()
@@ -116,11 +138,14 @@ def install_units(
     sysusers: str = "systemd-sysusers",
     pull_source: str | None = None,
     incoming: bool = False,
+    host: str | None = None,
+    signer: str | None = None,
 ) -> UnitsResult:
     """Write every unit (atomically, 0644), create the group, enable, reload the manager.
 
     With ``pull_source`` also the pull timer and ``/etc/aux-secrets/pull.env`` (0600);
-    with ``incoming`` the path unit that takes in dropped bundles."""
+    with ``incoming`` the path unit that takes in dropped bundles; with ``host`` or
+    ``signer`` ``/etc/aux-secrets/delivery.env`` (0600) that both their services read."""
     files = planned(
         settings,
         program=program,
@@ -128,12 +153,7 @@ def install_units(
         pull=pull_source is not None,
         incoming=incoming,
     )
-    if pull_source is not None:
-        from aux_secrets.core.delivery_units import PULL_ENV_PATH, pull_env
-
-        env_file = under_root(root, "/" + PULL_ENV_PATH)
-        _make_dirs(root, Path(PULL_ENV_PATH).parent)
-        atomic_write(env_file, pull_env(pull_source), mode=0o600)
+    _write_env_files(root, pull_source, host, signer)
     written, unchanged = [], []
     for unit in files:
         target = under_root(root, "/" + unit.path)

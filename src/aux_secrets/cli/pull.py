@@ -7,11 +7,17 @@ import typer
 from aux_secrets.cli.hostside import JsonOpt, ManifestOpt, RootOpt
 
 ENV_SOURCE = "AUX_SECRETS_PULL_SOURCE"
+ENV_HOST = "AUX_SECRETS_PULL_HOST"
+ENV_SIGNER = "AUX_SECRETS_PULL_SIGNER"
 
 PULL_HELP = f"""Fetch this host's bundle from a publish directory; take it in if it is newer.
 
 SOURCE is what 'aux-secrets provision --publish DIR' wrote, served over HTTP(S) or
-reached as a directory; this host's file is SOURCE/HOST.age. The bundle is checked
+reached as a directory; this host's file is SOURCE/HOST.age. HOST is --host (default
+${ENV_HOST}), else the manifest's host, else the host of the bundle active in the
+local store, else the system's short hostname (ROOT/etc/hostname under --root), the
+name colmena and deploy-rs give a host: a host without a manifest yet takes its first
+bundle, which carries one. The bundle is checked
 exactly as a delivered one (host key, signer, host name, serial), then activated
 and installed. A source that is missing, unreachable, stale, replayed, foreign or
 cut short changes nothing: this host keeps what it has, and the error says so.
@@ -19,7 +25,8 @@ Exit 0 also when the source holds nothing newer. --json prints one document
 (result "activated" or "up-to-date", serial, what changed), with install's report
 under "install" when a bundle was taken in and installed. Boot never needs it: the local
 store installs without network. SOURCE defaults to ${ENV_SOURCE} (the
-aux-secrets-pull.timer reads it from /etc/aux-secrets/pull.env).
+aux-secrets-pull.timer reads it from /etc/aux-secrets/pull.env; --host and --signer
+from /etc/aux-secrets/delivery.env, written by 'aux-secrets units install --host').
 
 Examples:
 
@@ -38,7 +45,21 @@ def pull_command(
     manifest: ManifestOpt = None,
     root: RootOpt = None,
     host: str | None = typer.Option(
-        None, "--host", metavar="NAME", help="This host's name (default: the manifest's host)."
+        None,
+        "--host",
+        metavar="NAME",
+        envvar=ENV_HOST,
+        show_envvar=False,
+        help=f"This host's name (default ${ENV_HOST}, else the manifest's host, else the "
+        "active bundle's, else the system's short hostname).",
+    ),
+    signer: str | None = typer.Option(
+        None,
+        "--signer",
+        metavar="KEY",
+        envvar=ENV_SIGNER,
+        show_envvar=False,
+        help=f"Take only bundles this signer made ('aux-secrets signer'; default ${ENV_SIGNER}).",
     ),
     timeout: float = typer.Option(30.0, "--timeout", metavar="SECONDS", help="Fetch timeout."),
     no_install: bool = typer.Option(
@@ -56,20 +77,17 @@ def pull_command(
 
     from aux_secrets.adapters import hostroot
     from aux_secrets.cli import hostside, output
-    from aux_secrets.core.bundle_sign import signer_fingerprint
+    from aux_secrets.core.bundle_sign import parse_signer, signer_fingerprint
     from aux_secrets.errors import UsageError
     from aux_secrets.workflows import pull
 
     if not 0 < timeout <= 3600:
         raise UsageError("--timeout must be more than 0 and at most 3600 seconds")
+    pinned = parse_signer(signer, "--signer") if signer is not None else None
     root_dir = hostroot.resolve_root(root)
-    parsed = hostroot.load_manifest(manifest, root_dir, required=host is None)
-    this_host = host if host is not None else parsed.host if parsed is not None else None
-    if this_host is None:
-        raise UsageError("no host name: pass --host NAME or --manifest PATH")
-    if parsed is not None and host is not None and host != parsed.host:
-        raise UsageError(f"--host {host} differs from the manifest's host {parsed.host}")
+    parsed = hostroot.load_manifest(manifest, root_dir, required=False)
     store = hostroot.open_store(parsed, root_dir)
+    this_host = pull.host_name(host, parsed, store, root_dir)
     result = pull.pull(
         store,
         this_host,
@@ -78,6 +96,7 @@ def pull_command(
         timeout=timeout,
         limit=hostside.MAX_BUNDLE_BYTES,
         trust_first_signer=trust_first_signer,
+        signer=pinned,
     )
     done = result.activated
     # Install also on a host without a manifest of its own: the bundle carries one.

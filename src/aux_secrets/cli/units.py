@@ -35,6 +35,25 @@ IncomingOpt = Annotated[
         help="Also the path unit that takes in bundles dropped into storeDir/incoming.",
     ),
 ]
+HostOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--host",
+        metavar="NAME",
+        help="This host's name for pull and incoming, for a host whose manifest comes with "
+        "its first bundle (kept in /etc/aux-secrets/delivery.env; default at run time: the "
+        "manifest's host, else the active bundle's, else the system's short hostname).",
+    ),
+]
+SignerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--signer",
+        metavar="KEY",
+        help="The vault's signer (the line 'aux-secrets signer' prints) that pull and "
+        "incoming require, for a host with no manifest to pin it in (delivery.env).",
+    ),
+]
 ProgramOpt = Annotated[
     str | None,
     typer.Option(
@@ -84,25 +103,38 @@ def units_install(
     ] = False,
     pull_source: PullSourceOpt = None,
     incoming: IncomingOpt = False,
+    host: HostOpt = None,
+    signer: SignerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Write the units into ROOT/etc/systemd/system and enable them.
 
     The boot-time install runs before sysinit.target, so every service starts with its
     secrets in place; with a TPM2 credential key it waits for the TPM device. The paths
-    come from the manifest's settings (built-in ones when there is none yet). Example:
+    come from the manifest's settings (built-in ones when there is none yet).
+
+    A host with no manifest yet gets one with its first bundle, by pull or incoming too:
+    --host NAME says which bundle is its own (default: the system's short hostname) and
+    --signer KEY which vault it takes bundles from. Example:
 
     \b
         aux-secrets units install --now
         aux-secrets units install --root /srv/image --program /opt/aux/bin/aux-secrets
         aux-secrets units install --now --pull-source https://secrets.example.org/fleet/
+        aux-secrets units install --now --incoming --host web1 --signer "$(cat signer.pub)"
     """
     import json
 
     from aux_secrets.adapters.hostroot import resolve_root
     from aux_secrets.adapters.units import install_units
     from aux_secrets.cli import output
+    from aux_secrets.errors import UsageError
 
+    if (host is not None or signer is not None) and pull_source is None and not incoming:
+        raise UsageError(
+            "--host and --signer are for the pull and incoming units",
+            hint="add --pull-source URL|DIR or --incoming",
+        )
     root_dir = resolve_root(root)
     settings, manifest_named = _settings(manifest, root_dir)
     result = install_units(
@@ -114,6 +146,8 @@ def units_install(
         now=now,
         pull_source=pull_source,
         incoming=incoming,
+        host=host,
+        signer=signer,
     )
     if as_json:
         doc = {
