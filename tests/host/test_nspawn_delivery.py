@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import tomli_w
@@ -37,18 +38,34 @@ def signer(vault: Vault) -> str:
     return done.stdout.decode().strip()
 
 
-def test_a_copied_bundle_is_taken_in_by_the_incoming_path_unit(host: Host, tmp_path: Path) -> None:
-    vault = operator_vault(host, tmp_path)
-    install_services(host, SERVICES)
-    host.put_manifest(manifest())
-    host.ssh_ok("aux-secrets units install --now --incoming")
-    assert host.active("aux-secrets-incoming.path") == "active"
+def publish_into(
+    host: Host, vault: Vault, tmp_path: Path, doc: dict[str, Any], directory: str
+) -> None:
+    """``provision --publish`` on the operator's side, the bundle copied into the host's
+    ``directory`` (a publish directory synced to it)."""
+    pub = tmp_path / "pub"
+    done = host.aux(
+        "provision",
+        "--host",
+        HOST,
+        "--manifest",
+        write_manifest(tmp_path, doc),
+        "--publish",
+        pub,
+        *vault.args(),
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    host.put(f"{directory}/{HOST}.age", (pub / f"{HOST}.age").read_bytes(), mode="0600")
+
+
+def provision_by_copy(host: Host, vault: Vault, tmp_path: Path) -> dict[str, Any]:
+    """The copy transport to storeDir/incoming in the host's vault entry, then provision
+    (the manifest on the operator's side): provision's report, the bundle delivered."""
     with (vault.root / f"hosts/{HOST}.toml").open("a") as handle:
         destination = "{target}:/var/lib/aux-secrets/incoming/"
         handle.write(
             tomli_w.dumps({"transport": {"kind": "copy", "copy": [{"destination": destination}]}})
         )
-
     done = host.aux(
         "provision",
         "--host",
@@ -59,8 +76,18 @@ def test_a_copied_bundle_is_taken_in_by_the_incoming_path_unit(host: Host, tmp_p
         *vault.args(),
     )
     assert done.returncode == 0, done.stderr.decode()
-    report = json.loads(done.stdout)
+    report: dict[str, Any] = json.loads(done.stdout)
     assert report["delivered"] is True
+    return report
+
+
+def test_a_copied_bundle_is_taken_in_by_the_incoming_path_unit(host: Host, tmp_path: Path) -> None:
+    vault = operator_vault(host, tmp_path)
+    install_services(host, SERVICES)
+    host.put_manifest(manifest())
+    host.ssh_ok("aux-secrets units install --now --incoming")
+    assert host.active("aux-secrets-incoming.path") == "active"
+    report = provision_by_copy(host, vault, tmp_path)
     password = derive(vault, "db/web1", "--charset", "alnum")
     wait_for(host, "/run/aux-secrets/db/password", password)
     deadline = time.monotonic() + WAIT
@@ -83,19 +110,7 @@ def test_the_pull_timer_service_takes_in_a_published_bundle(host: Host, tmp_path
     # Boot and the switch never wait for a pull: the timer is armed, the service did not run.
     assert host.active("aux-secrets-pull.timer") == "active"
     assert host.active("aux-secrets-pull.service") == "inactive"
-    pub = tmp_path / "pub"
-    done = host.aux(
-        "provision",
-        "--host",
-        HOST,
-        "--manifest",
-        write_manifest(tmp_path, doc),
-        "--publish",
-        pub,
-        *vault.args(),
-    )
-    assert done.returncode == 0, done.stderr.decode()
-    host.put("/srv/aux-pub/web1.age", (pub / "web1.age").read_bytes(), mode="0600")
+    publish_into(host, vault, tmp_path, doc, "/srv/aux-pub")
 
     host.ssh_ok("systemctl start aux-secrets-pull.service")  # what the timer starts
     password = derive(vault, "db/web1", "--charset", "alnum")

@@ -9,12 +9,16 @@ import shlex
 from pathlib import Path
 
 import pytest
-import tomli_w
 
-from tests.host.fleet import HOST, SERVICES, derive, manifest, operator_vault, write_manifest
+from tests.host.fleet import HOST, SERVICES, derive, manifest, operator_vault
 from tests.host.operator import Host
 from tests.host.services import install_services, records
-from tests.host.test_nspawn_delivery import signer, wait_for
+from tests.host.test_nspawn_delivery import (
+    provision_by_copy,
+    publish_into,
+    signer,
+    wait_for,
+)
 
 pytestmark = pytest.mark.host
 
@@ -35,20 +39,8 @@ def test_a_host_without_a_manifest_pulls_its_first_bundle(host: Host, tmp_path: 
         f"--pull-source /srv/aux-pub --host {HOST} --signer {pin}"
     )
     assert host.active("aux-secrets-pull.timer") == "active"
-    pub = tmp_path / "pub"
-    doc = manifest()  # the manifest lives only on the operator's side, and in the bundle
-    done = host.aux(
-        "provision",
-        "--host",
-        HOST,
-        "--manifest",
-        write_manifest(tmp_path, doc),
-        "--publish",
-        pub,
-        *vault.args(),
-    )
-    assert done.returncode == 0, done.stderr.decode()
-    host.put(f"/srv/aux-pub/{HOST}.age", (pub / f"{HOST}.age").read_bytes(), mode="0600")
+    # The manifest lives only on the operator's side, and in the bundle.
+    publish_into(host, vault, tmp_path, manifest(), "/srv/aux-pub")
 
     host.ssh_ok("systemctl start aux-secrets-pull.service")  # what the timer starts
     password = derive(vault, "db/web1", "--charset", "alnum")
@@ -75,23 +67,7 @@ def test_a_host_without_a_manifest_takes_in_a_dropped_bundle(host: Host, tmp_pat
     host.ssh_ok(f"hostname {HOST} && aux-secrets units install --now --incoming")
     assert not host.exists(MANIFEST) and not host.exists("/etc/aux-secrets/delivery.env")
     assert host.active("aux-secrets-incoming.path") == "active"
-    with (vault.root / f"hosts/{HOST}.toml").open("a") as handle:
-        destination = "{target}:/var/lib/aux-secrets/incoming/"
-        handle.write(
-            tomli_w.dumps({"transport": {"kind": "copy", "copy": [{"destination": destination}]}})
-        )
-
-    done = host.aux(
-        "provision",
-        "--host",
-        HOST,
-        "--manifest",
-        write_manifest(tmp_path, manifest()),
-        "--json",
-        *vault.args(),
-    )
-    assert done.returncode == 0, done.stderr.decode()
-    assert json.loads(done.stdout)["delivered"] is True
+    provision_by_copy(host, vault, tmp_path)
     password = derive(vault, "db/web1", "--charset", "alnum")
     wait_for(host, "/run/aux-secrets/db/password", password)
     assert records(host, "api")[-1].value == b"tok-1"
