@@ -10,10 +10,14 @@ install. ``ActivationLists`` is for the NixOS activation script:
 instead of restarting in the middle of a switch, it appends the units to the lists that
 switch-to-configuration reads afterwards (``/run/nixos/activation-restart-list`` and
 ``/run/nixos/activation-reload-list``), so the switch restarts them in its own order.
+Given the new system's unit directory (``$systemConfig/etc/systemd/system``), it skips
+and returns the units that have no unit file there: the switch would try to start them
+and fail.
 """
 
 from __future__ import annotations
 
+import enum
 import errno
 import os
 import subprocess
@@ -31,6 +35,12 @@ RELOAD_LIST = "/run/nixos/activation-reload-list"
 
 # systemctl's exit status when a unit it was asked for is not loaded (LSB "not installed").
 EXIT_NOT_FOUND = 5
+
+# systemd's unit types (systemd.unit(5)); a name ending in none of them means NAME.service.
+UNIT_TYPES = frozenset(
+    {"service", "socket", "device", "mount", "automount", "swap"}
+    | {"target", "path", "timer", "slice", "scope"}
+)
 
 
 class Systemctl:
@@ -139,21 +149,82 @@ def only_not_found(result: subprocess.CompletedProcess[bytes], names: set[str]) 
     )
 
 
-class ActivationLists:
-    """Append units to NixOS switch-to-configuration's restart and reload lists."""
+def full_unit_name(name: str) -> str:
+    """``name`` as systemctl reads it: without a unit type suffix it means ``NAME.service``."""
+    stem, dot, suffix = name.rpartition(".")
+    return name if dot and stem and suffix in UNIT_TYPES else f"{name}.service"
 
-    def __init__(self, root: Path) -> None:
+
+def unit_file_names(unit: str) -> tuple[str, ...]:
+    """The file names that can define ``unit`` (a full name), in systemd's order: the unit
+    itself, then for a template instance ``foo@bar.service`` its template ``foo@.service``."""
+    stem, _, suffix = unit.rpartition(".")
+    prefix, at, instance = stem.partition("@")
+    return (unit, f"{prefix}@.{suffix}") if at and prefix and instance else (unit,)
+
+
+class UnitFile(enum.Enum):
+    PRESENT = "present"
+    MASKED = "masked"
+    MISSING = "missing"
+
+
+def unit_file_state(units_dir: Path, unit: str) -> UnitFile:
+    """Whether ``units_dir`` defines ``unit`` (a full name), as systemd would load it.
+
+    The first of ``unit_file_names`` that is there decides: a symlink to ``/dev/null``
+    masks the unit; a regular file, or a symlink to one (an alias, a unit of a package),
+    defines it. A dangling link or a directory defines nothing.
+    """
+    if "/" in unit or "\0" in unit:  # no unit name, and it must not reach out of the directory
+        return UnitFile.MISSING
+    for name in unit_file_names(unit):
+        path = units_dir / name
+        if os.path.realpath(path) == os.devnull:
+            return UnitFile.MASKED
+        if path.is_file():
+            return UnitFile.PRESENT
+    return UnitFile.MISSING
+
+
+class ActivationLists:
+    """Append units to NixOS switch-to-configuration's restart and reload lists.
+
+    ``units_dir`` is the unit directory of the system being activated. Without it (an
+    older module) every unit is listed and none skipped.
+    """
+
+    def __init__(self, root: Path, units_dir: Path | None = None) -> None:
+        if units_dir is not None and not units_dir.is_dir():
+            raise UsageError(f"the units directory {units_dir} is not a directory")
         self.root = root
+        self.units_dir = units_dir
 
     def request(self, verb: str, units: Sequence[str]) -> tuple[str, ...]:
-        """Append ``units``; none is skipped (switch-to-configuration handles them later)."""
+        """Append ``units`` (full names); the units the new system lacks are skipped.
+
+        switch-to-configuration starts a listed unit that is not active, so a unit with no
+        unit file ends the switch with "Unit X not found" (status 4), and a masked one with
+        "Unit X is masked": neither is listed. A masked unit is no unit the host lacks
+        (nothing to report: the switch stops it if it runs), so only the missing ones are
+        returned.
+        """
         if verb not in VERBS:
             raise UsageError(f"unknown systemctl verb {verb!r}")
-        if not units:
-            return ()
-        path = rooted(self.root, RESTART_LIST if verb == "try-restart" else RELOAD_LIST)
-        make_dirs(self.root, os.path.dirname(RESTART_LIST))
-        data = "".join(f"{unit}\n" for unit in sorted(units)).encode()
+        names = {unit: full_unit_name(unit) for unit in units}
+        states = {unit: self._state(name) for unit, name in names.items()}
+        listed = sorted({names[u] for u, state in states.items() if state is UnitFile.PRESENT})
+        if listed:
+            self._append(RESTART_LIST if verb == "try-restart" else RELOAD_LIST, listed)
+        return tuple(sorted(u for u, state in states.items() if state is UnitFile.MISSING))
+
+    def _state(self, unit: str) -> UnitFile:
+        return UnitFile.PRESENT if self.units_dir is None else unit_file_state(self.units_dir, unit)
+
+    def _append(self, name: str, units: Sequence[str]) -> None:
+        path = rooted(self.root, name)
+        make_dirs(self.root, os.path.dirname(name))
+        data = "".join(f"{unit}\n" for unit in units).encode()
         try:
             fd = os.open(
                 path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644
@@ -169,16 +240,20 @@ class ActivationLists:
             os.write(fd, data)
         finally:
             os.close(fd)
-        return ()
 
 
 __all__ = [
     "EXIT_NOT_FOUND",
     "RELOAD_LIST",
     "RESTART_LIST",
+    "UNIT_TYPES",
     "VERBS",
     "ActivationLists",
     "Systemctl",
+    "UnitFile",
+    "full_unit_name",
     "only_not_found",
     "parse_show",
+    "unit_file_names",
+    "unit_file_state",
 ]
