@@ -195,6 +195,17 @@ def install(
             "none when there is no previous generation (at boot).",
         ),
     ] = False,
+    units_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--units-dir",
+            metavar="DIR",
+            help="With --activation-lists: the unit directory of the system being "
+            "activated ($systemConfig/etc/systemd/system); a unit with no unit file there "
+            "is skipped with a warning instead of listed. Taken as given, not prefixed by "
+            "--root.",
+        ),
+    ] = None,
     at: Annotated[str | None, typer.Option("--at", hidden=True)] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -213,13 +224,17 @@ def install(
     import json
 
     from aux_secrets.cli import output
+    from aux_secrets.errors import UsageError
 
+    if units_dir is not None and not activation_lists:
+        raise UsageError("--units-dir is only used with --activation-lists")
     done = install_from_store(
         manifest,
         root,
         dry_run=dry_run,
         for_users=for_users,
         activation_lists=activation_lists,
+        units_dir=units_dir,
         at=at,
     )
     if as_json:
@@ -248,6 +263,7 @@ def install_from_store(
     dry_run: bool = False,
     for_users: bool = False,
     activation_lists: bool = False,
+    units_dir: Path | None = None,
     at: str | None = None,
 ) -> InstallOutcome:
     """The install command's work (shared with pull): warnings go to stderr as they come."""
@@ -274,6 +290,12 @@ def install_from_store(
             f"bundle serial {carried.source.payload.serial} carries"
         )
     store = carried.store if carried is not None else open_store(parsed, root_dir)
+    # Before anything is written: a --units-dir that is no directory is refused here.
+    requester: ActivationLists | Systemctl | None = (
+        ActivationLists(root_dir, units_dir)
+        if activation_lists
+        else Systemctl(parsed.settings.systemctl)
+    )
     if store.active_meta() is None:
         raise NotDeliveredError(
             f"no bundle has been delivered to host {parsed.host} yet "
@@ -289,9 +311,6 @@ def install_from_store(
             f"({'; '.join(resealed.changes)}); no copy sealed the old way is left"
         )
     when = parse_instant(at) if at is not None else datetime.now(UTC)
-    requester: ActivationLists | Systemctl | None = (
-        ActivationLists(root_dir) if activation_lists else Systemctl(parsed.settings.systemctl)
-    )
     live = under_root(
         root_dir, parsed.settings.users_dir if for_users else parsed.settings.runtime_dir
     )
