@@ -14,6 +14,9 @@ import pytest
 from tests.helpers import FIXTURES
 from tests.test_nix_module import INSTALL, MOUNT, STORE, evaluate, from_example
 
+# The new system's units: NixOS's activation script sets $systemConfig to it.
+UNITS_DIR = '--units-dir "$systemConfig/etc/systemd/system"'
+
 
 def test_activation_script_fallback(tmp_path: Path) -> None:
     module = from_example(FIXTURES / "nix" / "users.nix", extra="")
@@ -23,6 +26,7 @@ def test_activation_script_fallback(tmp_path: Path) -> None:
     scripts = r["activationScripts"]
     assert scripts["auxSecrets"]["deps"] == ["specialfs", "users", "groups"]
     assert f"{INSTALL} --activation-lists" in scripts["auxSecrets"]["text"]
+    assert UNITS_DIR in scripts["auxSecrets"]["text"]
     assert f"{MOUNT} /run/aux-secrets.d" in scripts["auxSecrets"]["text"]
     assert f"{INSTALL} --for-users" in scripts["auxSecretsForUsers"]["text"]
     assert f"{MOUNT} /run/aux-secrets-for-users.d" in scripts["auxSecretsForUsers"]["text"]
@@ -34,15 +38,16 @@ def test_activation_script_fallback(tmp_path: Path) -> None:
 def _run_snippet(
     text: str, name: str, tmp: Path, status: int, action: str = "switch"
 ) -> tuple[int, str]:
-    """Run an activation snippet the way NixOS's activation script wraps it (the ERR trap
-    and _status of nixos/modules/system/activation/activation-script.nix), with the store
-    paths of the CLI and the mount script replaced by recording stand-ins."""
+    """Run an activation snippet the way NixOS's activation script wraps it (the ERR trap,
+    _status and systemConfig of nixos/modules/system/activation/activation-script.nix),
+    with the store paths of the CLI and the mount script replaced by recording stand-ins."""
     fake = tmp / "aux-secrets"
     fake.write_text(f'#!/bin/sh\necho "$@" >> {tmp}/calls\nexit {status}\n')
     fake.chmod(0o755)
     text = text.replace(f"{STORE}aux-secrets/bin/aux-secrets", str(fake))
     text = text.replace(MOUNT, "true")
-    script = f"""_status=0
+    script = f"""systemConfig='{tmp}/system'
+_status=0
 trap "_status=1 _localstatus=\\$?" ERR
 NIXOS_ACTION={action}
 _localstatus=0
@@ -111,5 +116,6 @@ def test_tpm2_activation_script_leaves_the_boot_to_the_unit(tmp_path: Path) -> N
     current.mkdir()  # a switch
     assert _run_snippet(text, "auxSecrets", tmp_path, 0) == (0, "")
     assert (tmp_path / "calls").read_text().splitlines() == [
-        f"install --manifest {STORE}aux-secrets-manifest.json --activation-lists"
+        f"install --manifest {STORE}aux-secrets-manifest.json --activation-lists "
+        f"--units-dir {tmp_path}/system/etc/systemd/system"
     ]

@@ -40,6 +40,11 @@ let
 
   aux-secrets = lib.getExe settings.package;
   installCommand = extra: "${aux-secrets} install --manifest ${manifestFile}${extra}";
+  # In a switch the units go to switch-to-configuration's lists, which starts a listed unit
+  # that is not running: a unit the new system lacks would end the switch with status 4.
+  # NixOS's activation script sets $systemConfig to the system being activated, whose
+  # etc/systemd/system holds every unit of it; a unit with no file there is skipped.
+  activationListsArgs = " --activation-lists --units-dir \"$systemConfig/etc/systemd/system\"";
 
   secretsForUsers = lib.filterAttrs (_: s: s.neededForUsers) manifest.secrets;
   hasForUsers = secretsForUsers != { };
@@ -280,13 +285,13 @@ lib.mkIf (cfg.secrets != { } || cfg.templates != { }) (
               # At boot aux-secrets-install.service installs, after tpm2.target.
               if [ -e /run/current-system ]; then
                 ${mountCommand settings.generationsDir}
-                ${activationRun "install" (installCommand " --activation-lists")}
+                ${activationRun "install" (installCommand activationListsArgs)}
               fi
             ''
           else
             ''
               ${mountCommand settings.generationsDir}
-              ${activationRun "install" (installCommand " --activation-lists")}
+              ${activationRun "install" (installCommand activationListsArgs)}
             ''
         )
       );
