@@ -100,3 +100,22 @@ def test_a_host_side_failure_is_one_line_naming_the_host(tmp_path: Path) -> None
     assert store.read_bytes() == b"not a directory"
     assert not (host.root / "run/aux-secrets").exists()
     assert host.calls() == []
+
+
+def test_a_unit_the_host_lacks_is_reported_not_restarted(tmp_path: Path) -> None:
+    from tests.fake_systemd import fake_systemctl
+
+    vault, host = _setup(tmp_path)
+    doc = json.loads(host.manifest.read_bytes())
+    doc["settings"]["systemctl"] = [str(fake_systemctl(tmp_path, known=["api.service"]))]
+    host.manifest.write_text(json.dumps(doc))
+    argv = ["provision", "--host", "web1", "--local", "--root", host.root, *vault.args()]
+    result = cli(*argv, "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["notFound"] == ["postgresql.service"]
+    assert report["restarted"] == [] and report["reloaded"] == ["api.service"]
+    assert b"postgresql.service is not on this host" in result.stderr
+    assert any("postgresql.service" in w for w in report["warnings"])
+    shown = cli(*argv)  # nothing changed: the same bundle again restarts nothing
+    assert shown.returncode == 0 and b"no change" in shown.stdout

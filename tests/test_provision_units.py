@@ -179,6 +179,22 @@ def test_host_report_from_activate_and_install_json() -> None:
     assert quiet.summary() == "serial 7: no change"
 
 
+def test_host_report_names_units_the_host_lacks_and_its_warnings() -> None:
+    stdout = (
+        b'{"generation": 2, "changed": [{"kind": "secret", "name": "db"}],'
+        b' "tryRestart": ["gone.service", "web.service"], "tryReloadOrRestart": ["gone.service"],'
+        b' "notFound": [{"verb": "try-restart", "units": ["gone.service"]},'
+        b' {"verb": "try-reload-or-restart", "units": ["gone.service"]}]}\n'
+    )
+    stderr = b"Warning: ssh chatter\naux-secrets: warning: unit gone.service is not on this host\n"
+    bundle = provision.Bundle("web1", 7, "ab", datetime(2026, 11, 22, tzinfo=UTC), 1, b"")
+    report = provision.report_from_output(bundle, "ssh", stdout, stderr)
+    assert report.restarted == ("web.service",) and report.reloaded == ()
+    assert report.not_found == ("gone.service",)
+    assert report.warnings == ("unit gone.service is not on this host",)
+    assert "not on the host gone.service" in report.summary()
+
+
 def test_parse_status_shapes_and_garbage() -> None:
     from aux_secrets.errors import InputError
 

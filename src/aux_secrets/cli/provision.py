@@ -170,6 +170,7 @@ def provision_command(
             report = job(names[0])
         finally:
             publishers.close()
+        _relay_host_output(report)
         if as_json:
             print(json.dumps(_report_doc(report), indent=2, sort_keys=True))
         else:
@@ -180,6 +181,9 @@ def provision_command(
     finally:
         publishers.close()
     failed = [o for o in outcomes if not o.ok]
+    for o in outcomes:
+        if o.value is not None:
+            _relay_host_output(o.value)
     if as_json:
         doc = {
             o.host: _report_doc(o.value) if o.value else {"error": o.error, "hint": o.hint}
@@ -216,10 +220,18 @@ def _report_doc(report: Any) -> dict[str, object]:
         "changed": list(report.changed),
         "restarted": list(report.restarted),
         "reloaded": list(report.reloaded),
+        "notFound": list(report.not_found),
+        "warnings": list(report.warnings),
         "generation": report.generation,
         "noChange": report.no_change,
         "delivered": report.delivered,
     }
+
+
+def _relay_host_output(report: Any) -> None:
+    """The host's own warnings, on stderr whatever the output format."""
+    for line in report.output.splitlines():
+        output.info(f"{report.host}: {line}")
 
 
 def _print_report(report: Any) -> None:
@@ -229,8 +241,6 @@ def _print_report(report: Any) -> None:
     def say(line: str) -> None:
         print(printable(line))
 
-    for line in report.output.splitlines():
-        output.info(f"{report.host}: {line}")
     if report.delivered:
         say(
             f"{report.host}: bundle serial {report.serial}, {report.secrets} secrets, "
@@ -247,6 +257,8 @@ def _print_report(report: Any) -> None:
         say(f"  restarted  {unit}")
     for unit in report.reloaded:
         say(f"  reloaded   {unit}")
+    for unit in report.not_found:
+        say(f"  not found  {unit} (not on the host: skipped)")
     if report.no_change:
         print("  no change")
 

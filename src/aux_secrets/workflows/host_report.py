@@ -30,6 +30,7 @@ class HostReport:
     changed: tuple[str, ...] = ()  # installed files that changed, appeared or went
     restarted: tuple[str, ...] = ()
     reloaded: tuple[str, ...] = ()
+    not_found: tuple[str, ...] = ()  # units to restart or reload that the host lacks
     no_change: bool = False
     generation: int | None = None
     output: str = ""  # the host's stderr (warnings)
@@ -45,7 +46,19 @@ class HostReport:
             parts.append("restarted " + ", ".join(self.restarted))
         if self.reloaded:
             parts.append("reloaded " + ", ".join(self.reloaded))
+        if self.not_found:
+            parts.append("not on the host " + ", ".join(self.not_found))
         return "; ".join(parts)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """The host's warning lines, without the program prefix."""
+        prefix = "aux-secrets: warning: "
+        return tuple(
+            line.strip()[len(prefix) :]
+            for line in self.output.splitlines()
+            if line.strip().startswith(prefix)
+        )
 
 
 def parse_host_output(stdout: bytes) -> list[dict[str, Any]]:
@@ -81,6 +94,18 @@ def _names(value: object) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _not_found(value: object) -> tuple[str, ...]:
+    """The units of install's ``notFound`` list (``[{"verb": ..., "units": [...]}]``)."""
+    if not isinstance(value, list):
+        return ()
+    units: list[str] = []
+    for entry in value:
+        for unit in _names(entry.get("units") if isinstance(entry, dict) else None):
+            if unit not in units:
+                units.append(unit)
+    return tuple(units)
+
+
 def report_from_output(bundle: Bundle, where: str, stdout: bytes, stderr: bytes) -> HostReport:
     activated: dict[str, Any] = {}
     installed: dict[str, Any] = {}
@@ -102,8 +127,9 @@ def host_report(
     """The report from the ``activate --json`` and ``install --json`` documents."""
     files = _names(installed.get("changed")) + _names(installed.get("appeared"))
     removed = _names(installed.get("removed"))
-    restarted = _names(installed.get("tryRestart"))
-    reloaded = _names(installed.get("tryReloadOrRestart"))
+    not_found = _not_found(installed.get("notFound"))
+    restarted = tuple(u for u in _names(installed.get("tryRestart")) if u not in not_found)
+    reloaded = tuple(u for u in _names(installed.get("tryReloadOrRestart")) if u not in not_found)
     return HostReport(
         host=bundle.host,
         where=where,
@@ -114,6 +140,7 @@ def host_report(
         changed=files + tuple(n for n in removed if n not in files),
         restarted=restarted,
         reloaded=reloaded,
+        not_found=not_found,
         no_change=not files and not removed and not restarted and not reloaded,
         generation=installed.get("generation")
         if isinstance(installed.get("generation"), int)
