@@ -202,9 +202,9 @@ def test_parse_status_shapes_and_garbage() -> None:
         b'{"secrets": {"a": {"fingerprint": "fp1:aa"}, "b": {"fingerprint": null}}}', "h"
     ) == {"a": "fp1:aa"}
     assert verify.parse_status(b'{"secrets": {"a": "fp1:aa"}}', "h") == {"a": "fp1:aa"}
-    assert verify.parse_status(
-        b'{"secrets": [{"name": "a", "fingerprint": "fp1:aa"}]}', "h"
-    ) == {"a": "fp1:aa"}
+    assert verify.parse_status(b'{"secrets": [{"name": "a", "fingerprint": "fp1:aa"}]}', "h") == {
+        "a": "fp1:aa"
+    }
     for bad in (b"", b"\xff", b"[1]", b'{"secrets": 3}', b'{"secr', b"null"):
         with pytest.raises(InputError) as info:
             verify.parse_status(bad, "web1")
