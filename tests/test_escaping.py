@@ -102,15 +102,17 @@ def test_plain_unicode_store_names_still_work(tmp_path: Path) -> None:
 
 def test_a_hosts_report_reaches_the_operator_escaped(capsys: pytest.CaptureFixture[str]) -> None:
     """provision prints what the host's activate/install --json said: the host's text."""
-    from types import SimpleNamespace
+    from aux_secrets.cli.provision import _print_report, _relay_host_output
+    from aux_secrets.workflows.host_report import HostReport
 
-    from aux_secrets.cli.provision import _print_report
-
-    report = SimpleNamespace(
+    report = HostReport(
         host="web1", where="root@web1", output=NASTY, delivered=False, serial=3, secrets=1,
-        generation=2, changed=[NASTY], restarted=[NASTY], reloaded=[], no_change=False,
+        bundle_id="ab", generation=2, changed=(NASTY,), restarted=(NASTY,), reloaded=(),
+        not_found=(NASTY,), no_change=False,
     )  # fmt: skip
+    _relay_host_output(report)
     _print_report(report)
     captured = capsys.readouterr()
     clean((captured.out + captured.err).encode())
-    assert len(captured.out.splitlines()) == 3
+    assert len(captured.out.splitlines()) == 4
+    assert captured.err
