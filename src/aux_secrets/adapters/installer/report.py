@@ -91,7 +91,7 @@ def report_warnings(report: InstallReport, clock: datetime) -> list[str]:
         )
     for verb, units in report.not_found:
         lines += [
-            f"unit {unit} is not on this host (systemd does not know it): skipped its "
+            f"unit {unit} is not on this host (no such unit): skipped its "
             f"{verb} (the manifest names it in restartUnits/reloadUnits)"
             for unit in units
         ]
