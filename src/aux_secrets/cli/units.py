@@ -115,7 +115,9 @@ def units_install(
 
     A host with no manifest yet gets one with its first bundle, by pull or incoming too:
     --host NAME says which bundle is its own (default: the system's short hostname) and
-    --signer KEY which vault it takes bundles from. Example:
+    --signer KEY which vault it takes bundles from.
+
+    Examples:
 
     \b
         aux-secrets units install --now
