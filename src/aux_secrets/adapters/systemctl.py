@@ -20,6 +20,7 @@ from __future__ import annotations
 import enum
 import errno
 import os
+import stat
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -172,9 +173,10 @@ class UnitFile(enum.Enum):
 def unit_file_state(units_dir: Path, unit: str) -> UnitFile:
     """Whether ``units_dir`` defines ``unit`` (a full name), as systemd would load it.
 
-    The first of ``unit_file_names`` that is there decides: a symlink to ``/dev/null``
-    masks the unit; a regular file, or a symlink to one (an alias, a unit of a package),
-    defines it. A dangling link or a directory defines nothing.
+    The first of ``unit_file_names`` that is there decides: a symlink to ``/dev/null`` or
+    an empty file masks the unit (systemd loads either as masked); any other regular file,
+    or a symlink to one (an alias, a unit of a package), defines it. A dangling link, a
+    link loop or a directory defines nothing.
     """
     if "/" in unit or "\0" in unit:  # no unit name, and it must not reach out of the directory
         return UnitFile.MISSING
@@ -182,8 +184,12 @@ def unit_file_state(units_dir: Path, unit: str) -> UnitFile:
         path = units_dir / name
         if os.path.realpath(path) == os.devnull:
             return UnitFile.MASKED
-        if path.is_file():
-            return UnitFile.PRESENT
+        try:
+            info = path.stat()
+        except OSError:  # dangling, a loop, or unreadable: nothing systemd could load
+            continue
+        if stat.S_ISREG(info.st_mode):
+            return UnitFile.MASKED if info.st_size == 0 else UnitFile.PRESENT
     return UnitFile.MISSING
 
 
