@@ -360,3 +360,26 @@ def test_a_bad_socket_directory_is_refused_in_one_line(
     assert_one_line_error(setup.run("agent", "unlock", "--password-file", setup.pw), needle)
     # The command unlocking itself still works.
     assert setup.run("derive", "web/db", "--password-file", setup.pw).stdout == expected
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo", "file"])
+def test_a_socket_path_that_is_no_socket(setup: Setup, kind: str) -> None:
+    """Left there by something else: a file or fifo is a dead agent's leftover and is
+    replaced; a directory is not removed, and the error says so once, in one line."""
+    setup.sock_dir.mkdir(mode=0o700)
+    path = setup.sock_dir / "agent.sock"
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.write_text("x")
+    assert_one_line_error(setup.run("derive", "web/db"), NO_PASSWORD)
+    done = setup.run("agent", "unlock", "--password-file", setup.pw)
+    if kind != "directory":
+        assert done.returncode == 0, done.stderr
+        assert _derive(setup, setup.vault).stdout == _expected(setup, setup.vault)
+        return
+    line = assert_one_line_error(done, "the agent did not start", str(path), "Is a directory")
+    assert line.count("aux-secrets:") == 1, line
+    assert path.is_dir()
