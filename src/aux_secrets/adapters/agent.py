@@ -67,6 +67,8 @@ ENV_AGENT_TIMEOUT = "AUX_SECRETS_AGENT_TIMEOUT"  # seconds an unlock is held
 DEFAULT_TIMEOUT = 900
 START_WAIT = 10.0
 READ_AHEAD = 4096
+ERROR_PREFIX = "aux-secrets: error: "
+HINT_PREFIX = "aux-secrets: hint: "
 
 
 def default_timeout() -> int:
@@ -241,9 +243,9 @@ def start_agent() -> AgentClient:
         timeout=START_WAIT,
     )
     if done.returncode != 0:
-        last = done.stderr.decode(errors="replace").strip().splitlines()
+        reason, hint = _command_error(done.stderr)
         raise ExternalError(
-            "the agent did not start" + (f": {last[-1]}" if last else ""),
+            "the agent did not start" + (f": {reason}" if reason else ""), hint=hint
         )
     deadline = time.monotonic() + START_WAIT
     while True:
@@ -253,6 +255,16 @@ def start_agent() -> AgentClient:
         if time.monotonic() > deadline:
             raise ExternalError(f"the agent started but {path} does not answer")
         time.sleep(0.02)
+
+
+def _command_error(stderr: bytes) -> tuple[str, str | None]:
+    """The error and hint an ``aux-secrets`` process printed, without their prefixes (the
+    caller's own error line has one already)."""
+    lines = [x.strip() for x in stderr.decode(errors="replace").splitlines() if x.strip()]
+    errors = [x.removeprefix(ERROR_PREFIX) for x in lines if x.startswith(ERROR_PREFIX)]
+    hints = [x.removeprefix(HINT_PREFIX) for x in lines if x.startswith(HINT_PREFIX)]
+    reason = errors[-1] if errors else (lines[-1] if lines else "")
+    return reason, hints[-1] if hints else None
 
 
 def held_scheme(vault: Vault) -> RemoteScheme | None:

@@ -266,6 +266,13 @@ def refusal(text: str, *, kind: str = "refused") -> dict[str, Any]:
     return {"ok": False, "kind": kind, "error": text}
 
 
+def _os_error_text(exc: OSError) -> str:
+    """'PATH: reason', as the rest of aux-secrets words a failed file operation."""
+    if exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return exc.strerror or str(exc)
+
+
 def serve(directory: Path, *, detach: bool) -> int:
     """Run an agent for ``directory``; 0 also when one already runs there."""
     harden()
@@ -289,7 +296,7 @@ def serve(directory: Path, *, detach: bool) -> int:
         server = AgentServer(directory)
         running = server.bind()
     except (AuxError, OSError) as exc:
-        text = exc.message if isinstance(exc, AuxError) else str(exc)
+        text = exc.message if isinstance(exc, AuxError) else _os_error_text(exc)
         os.write(write_end, text.encode())
         os._exit(1)
     null = os.open(os.devnull, os.O_RDWR)
