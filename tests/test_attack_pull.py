@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import socket
 import subprocess
 from pathlib import Path
 
@@ -187,3 +189,31 @@ def test_truncated_and_garbage_bundles_in_incoming(fleet: Fleet) -> None:
     assert fleet.host.installed("db/password") == derived(fleet)
     report = cli("pull", "--root", fleet.host.root, incoming, "--json", env=env)
     assert json.loads(report.stdout)["result"] == "up-to-date"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory", "socket", "loop"])
+def test_a_published_bundle_that_is_no_file_is_refused_at_once(fleet: Fleet, kind: str) -> None:
+    """A directory source is an untrusted channel too (a share, a stick): a fifo there must
+    not leave the pull waiting for a writer forever, nor a device feed it endlessly."""
+    first(fleet)
+    path = fleet.pub / "web1.age"
+    path.unlink()
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "device":
+        path.symlink_to("/dev/zero")
+    elif kind == "socket":
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(str(path))
+        listener.close()
+    elif kind == "loop":
+        path.symlink_to(path.name)
+    else:
+        path.mkdir()
+    before = tree_bytes(fleet.host.root)
+    done = cli(
+        "pull", fleet.pub, "--root", fleet.host.root, "--host", "web1",
+        "--signer", signer_line(fleet.vault), timeout=60,
+    )  # fmt: skip
+    assert_one_line_error(done, str(path), "this host has no secrets from a bundle yet")
+    assert tree_bytes(fleet.host.root) == before
