@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import email.utils
 import http.client
+import os
+import stat
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -92,6 +94,27 @@ def location(source: str, host: str) -> str:
     return str(path / name)
 
 
+def _read_published(path: Path, limit: int) -> bytes:
+    """The bundle file in a directory source, which is no more trusted than a server: a
+    fifo there would block the pull for good and a device would never end, so only a
+    regular file (or a link to one) is read. Opened without blocking, then checked."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        return read_bounded(path, limit, what="published bundle")  # raises its usual error
+    except OSError as exc:  # a socket (ENXIO), a link loop (ELOOP)
+        raise InputError(f"published bundle {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        kind = "a directory" if path.is_dir() else "not a regular file"
+        raise InputError(f"published bundle {path} is {kind}")
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise InputError(f"published bundle {path} is larger than {limit} bytes")
+    return data
+
+
 def fetch(
     source: str,
     host: str,
@@ -108,7 +131,7 @@ def fetch(
         path = Path(where)
         if not path.parent.is_dir():
             raise NotFoundError(f"pull source {path.parent} is not a directory")
-        return Fetched(where, read_bounded(path, limit, what="published bundle"))
+        return Fetched(where, _read_published(path, limit))
     headers = {"User-Agent": f"aux-secrets/{__version__}", "Accept": "application/octet-stream"}
     if etag:
         headers["If-None-Match"] = etag
