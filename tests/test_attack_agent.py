@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -383,3 +384,68 @@ def test_a_socket_path_that_is_no_socket(setup: Setup, kind: str) -> None:
     line = assert_one_line_error(done, "the agent did not start", str(path), "Is a directory")
     assert line.count("aux-secrets:") == 1, line
     assert path.is_dir()
+
+
+FAST_PATH_CASES = [
+    ["derive", "web/db"],
+    ["derive", "web/db", "-t", "raw", "-e", "hex"],
+    ["derive", "web/db", "-t", "pass", "-e", "hex"],
+    ["derive", "web/db", "-t", "raw", "-l", "16", "-e", "base64"],
+    ["derive", "web/db", "--public"],
+    ["derive", "web/db", "-t", "ed25519", "--public", "-e", "openssh"],
+    ["derive", "web/db", "-t", "x25519", "-e", "wireguard", "--public"],
+    ["derive", "web/db", "-t", "ec256", "-e", "pem"],
+    ["derive", "web/db", "-t", "raw", "-e", "hex", "--json"],
+    ["derive", "web/db", "-t", "ed25519", "--json", "--public"],
+    ["derive", "web/db", "--charset", "alnum", "-l", "40"],
+    ["derive", "web/db", "--charset", "frob"],
+    ["derive", "web/db", "-l", "0"],
+    ["derive", "web/db", "-t", "raw", "-l", "0"],
+    ["derive", "web/db", "-l", "99999999999"],
+    ["derive", "web/db", "-e", "frob"],
+    ["derive", "web/db", "-t", "frob"],
+    ["derive", "a/{x}"],
+    ["derive", "a/{period}"],
+    ["derive", "aux-secrets/x"],
+    ["derive", ""],
+    ["derive", "web/db", "-traw", "-ehex", "-l8"],
+    ["derive", "web/db", "--type=raw", "--encoding=hex", "--length=8"],
+    ["store", "get", "api/token"],
+    ["store", "get", "api/missing"],
+    ["store", "get", "../x"],
+    ["store", "get", "api"],
+    ["store", "get", "/api/token"],
+]
+
+
+def test_the_fast_path_says_what_the_ordinary_command_says(setup: Setup) -> None:
+    """Output, errors and exit status, argument list by argument list, with the agent
+    answering (the fast path) and without it (the typer command, the agent's key streams)."""
+    _unlock(setup)
+    assert setup.run("store", "add", "api/token", "--no-commit", input=b"tok-1").returncode == 0
+    ordinary = setup.env | {"_AUX_SECRETS_NO_FASTPATH": "1"}
+
+    def both(args: list[str]) -> tuple[Any, Any]:
+        fast = cli(*args, "--vault", setup.vault, env=setup.env)
+        slow = cli(*args, "--vault", setup.vault, env=ordinary)
+        return fast, slow
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(both, FAST_PATH_CASES))
+    for args, (fast, slow) in zip(FAST_PATH_CASES, results, strict=True):
+        assert (fast.returncode, fast.stdout, fast.stderr) == (
+            slow.returncode, slow.stdout, slow.stderr,
+        ), args  # fmt: skip
+    # And the fast path did answer: typer was never imported.
+    command = [sys.executable, "-X", "importtime", "-m", "aux_secrets"]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AUX_SECRETS_")}
+    for env, typer_loaded in ((setup.env, False), (ordinary, True)):
+        traced = subprocess.run(
+            [*command, "derive", "web/db", "--vault", str(setup.vault)],
+            capture_output=True,
+            env=clean | env,
+            timeout=60,
+            check=False,
+        )
+        assert traced.returncode == 0, traced.stderr
+        assert (b" typer\n" in traced.stderr) is typer_loaded
