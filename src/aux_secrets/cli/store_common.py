@@ -10,7 +10,7 @@ import typer
 
 from aux_secrets.cli import output
 from aux_secrets.core.expiry import EXPIRY_WARNING_DAYS
-from aux_secrets.errors import AuxError
+from aux_secrets.errors import AuxError, UsageError
 
 if TYPE_CHECKING:
     from aux_secrets.adapters.store import VaultStore
@@ -100,3 +100,11 @@ def _expiry_state(expires: date | None, today: date) -> tuple[int | None, str]:
     if days <= EXPIRY_WARNING_DAYS:
         return days, f"expires in {days} days"
     return days, ""
+
+
+def check_keep(keep: int) -> None:
+    """--keep: how many retired values a store file keeps."""
+    from aux_secrets.core.storefile import MAX_KEEP
+
+    if not 0 <= keep <= MAX_KEEP:
+        raise UsageError(f"--keep must be between 0 and {MAX_KEEP}")

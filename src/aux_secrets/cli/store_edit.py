@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from aux_secrets.cli import common, output
-from aux_secrets.errors import ExternalError, UsageError
+from aux_secrets.cli.store_common import NoCommitOpt, check_keep
+from aux_secrets.errors import ExternalError
 
 EDIT_HELP = """Edit a stored secret's value in $VISUAL or $EDITOR (default vi).
 
@@ -34,9 +35,7 @@ def edit(
     keep: Annotated[
         int, typer.Option("--keep", metavar="N", help="Retired values to keep (0..8).")
     ] = 1,
-    no_commit: Annotated[
-        bool, typer.Option("--no-commit", help="Do not commit the change to git.")
-    ] = False,
+    no_commit: NoCommitOpt = False,
     vault: common.VaultOpt = None,
     password_file: common.PasswordFileOpt = None,
     password_command: common.PasswordCommandOpt = None,
@@ -48,8 +47,7 @@ def edit(
     from aux_secrets.errors import AuxError, NotFoundError
 
     sf.validate_name(name)
-    if not 0 <= keep <= sf.MAX_KEEP:
-        raise UsageError(f"--keep must be between 0 and {sf.MAX_KEEP}")
+    check_keep(keep)
     command = editor_command()
     ram_base()  # refuse a disk before the password is asked for
 

@@ -18,6 +18,7 @@ from aux_secrets.cli.store_common import (
     StripOpt,
     _open_store,
     _parse_expires,
+    check_keep,
 )
 from aux_secrets.cli.store_value import _read_value
 from aux_secrets.errors import UsageError
@@ -107,8 +108,7 @@ def set_(
     from aux_secrets.errors import NotFoundError
 
     sf.validate_name(name)
-    if not 0 <= keep <= sf.MAX_KEEP:
-        raise UsageError(f"--keep must be between 0 and {sf.MAX_KEEP}")
+    check_keep(keep)
     if expires is not None and no_expires:
         raise UsageError("give --expires or --no-expires, not both")
     until: date | sf.Unchanged | None = None if no_expires else sf.KEEP
