@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from aux_secrets.core.bundle import (
+    OPEN_NOT_AFTER,
+    OPEN_NOT_BEFORE,
+    BundlePayload,
+    BundleSecret,
+    BundleSlot,
+)
 from tests.helpers import assert_one_line_error, cli
 from tests.test_localstore_support import Host, payload, rotating_payload
 
@@ -76,6 +84,33 @@ def test_replay_refused_nothing_changed(tmp_path: Path, serial: int) -> None:
     before = host.snapshot()
     result = activate(host, host.bundle(payload(serial)))
     assert_one_line_error(result, f"bundle serial {serial} is not newer than the active serial 3")
+    assert host.snapshot() == before
+
+
+def _versioned(serial: int, version: int) -> BundlePayload:
+    base = payload(serial)
+    slot = BundleSlot(
+        "current", f"v{version}", OPEN_NOT_BEFORE, OPEN_NOT_AFTER, b"tok-%d" % version
+    )
+    return replace(base, secrets={**base.secrets, "api/token": BundleSecret(slots=(slot,))})
+
+
+@pytest.mark.parametrize("serial", [3, 2])
+def test_stale_clone_bundle_says_downgrade_even_at_the_same_serial(
+    tmp_path: Path, serial: int
+) -> None:
+    # Two operators' clones take serials from the clock: a stale clone's bundle can carry
+    # the active serial. The operator must hear "pull the vault", not "replayed".
+    host = Host(tmp_path)
+    assert activate(host, host.bundle(_versioned(3, 2))).returncode == 0
+    before = host.snapshot()
+    stale = activate(host, host.bundle(_versioned(serial, 1)))
+    line = assert_one_line_error(stale, "store secret api/token back from version 2 to version 1")
+    assert "git pull" in stale.stderr.decode() and line
+    assert host.snapshot() == before
+    # The same versions again at that serial are a replay, as before.
+    replay = activate(host, host.bundle(_versioned(serial, 2)))
+    assert_one_line_error(replay, f"bundle serial {serial} is not newer than the active serial 3")
     assert host.snapshot() == before
 
 

@@ -223,7 +223,9 @@ class LocalStore(StoreCredentials):
                         "settings.bundleSigners",
                     )
                 replaced = recorded
-            floor = self._check_serial(old, payload, host, reset_serial)
+            # Downgrades first: a stale vault clone's bundle may carry the same serial as
+            # the active one (both taken from the clock in one second), and "pull the
+            # vault" is the message that operator needs, not "replayed".
             downgrades = version_downgrades(old, payload) if old is not None else []
             if downgrades and not allow_downgrade:
                 name, held, offered = downgrades[0]
@@ -236,6 +238,7 @@ class LocalStore(StoreCredentials):
                     "purpose: aux-secrets provision --allow-downgrade (or activate "
                     "--allow-downgrade)",
                 )
+            floor = self._check_serial(old, payload, host, reset_serial)
             wanted, sealed = self._plan_credentials(payload, manifest, at)
             blob_name, blob = self._seal(payload, payload_bytes, bundle)
             meta = meta_for(
