@@ -197,6 +197,29 @@ def test_an_agent_killed_during_an_answer_leaves_the_ordinary_path(setup: Setup)
     assert _wait_gone(pid)
 
 
+def test_a_stopped_agent_delays_commands_but_never_hangs_them(setup: Setup) -> None:
+    _unlock(setup)
+    setup.run("store", "add", "api/token", "--no-commit", input=b"tok-1")
+    expected = _expected(setup, setup.vault)
+    pid = setup.pid()
+    os.kill(pid, signal.SIGSTOP)  # the kernel still queues connections to its socket
+    try:
+        with_password = setup.env | {"AUX_SECRETS_PASSWORD_FILE": str(setup.pw)}
+        got = _derive(setup, setup.vault, env=with_password)
+        assert (got.returncode, got.stdout) == (0, expected), got.stderr
+        token = cli("store", "get", "api/token", "--vault", setup.vault, env=with_password)
+        assert (token.returncode, token.stdout) == (0, b"tok-1"), token.stderr
+        unlock = ("unlock", "--vault", str(setup.vault), "--password-file", str(setup.pw))
+        for args in (("status",), unlock):
+            stuck = cli("agent", *args, env=setup.env)
+            line = assert_one_line_error(stuck, f"the agent (pid {pid}) did not answer within")
+            assert line and f"kill {pid}" in stuck.stderr.decode()
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    # Woken up, it answers again, still holding the vault.
+    assert _derive(setup, setup.vault).stdout == expected
+
+
 def _has_socket(pid: int) -> bool:
     """Whether process ``pid`` holds a socket (the fast path's connection to the agent)."""
     with contextlib.suppress(FileNotFoundError, ProcessLookupError):

@@ -22,10 +22,12 @@ from typing import TYPE_CHECKING, Any
 from aux_secrets.adapters.agent_socket import (
     ENV_AGENT,
     ENV_AGENT_DIR,
+    REQUEST_WAIT,
     SOCKET_NAME,
     check_private_dir,
     enabled,
     open_agent_socket,
+    peer_credentials,
     peer_uid,
     recv_frame,
     send_frame,
@@ -135,6 +137,7 @@ class AgentClient:
             return None
         client = cls(sock)
         client.request({"op": "hello", "version": wire.PROTOCOL_VERSION})
+        sock.settimeout(REQUEST_WAIT)
         return client
 
     def close(self) -> None:
@@ -145,6 +148,13 @@ class AgentClient:
             try:
                 send_frame(self._sock, message)
                 answer = recv_frame(self._sock)
+            except TimeoutError:
+                pid = peer_credentials(self._sock)[0]
+                raise ExternalError(
+                    f"the agent (pid {pid}) did not answer within "
+                    f"{self._sock.gettimeout():g} s: it is stopped or stuck",
+                    hint=f"end it (kill {pid}), or set AUX_SECRETS_AGENT=off",
+                ) from None
             except (OSError, EOFError):
                 raise ExternalError(
                     "the agent went away during a request",

@@ -24,6 +24,11 @@ ENV_AGENT = "AUX_SECRETS_AGENT"  # "off" (or 0/no/false): never use or start an 
 ENV_AGENT_DIR = "AUX_SECRETS_AGENT_DIR"  # the socket's directory (tests, several agents)
 SOCKET_NAME = "agent.sock"
 _SO_PEERCRED_FORMAT = "3i"  # struct ucred: pid, uid, gid
+# A stopped or wedged agent still accepts connections (the kernel queues them), so every
+# wait on it is bounded: the greeting and the fast path's answer are quick (milliseconds),
+# a request may derive an RSA key or run Argon2id (seconds).
+GREETING_WAIT = 3.0
+REQUEST_WAIT = 120.0
 
 
 def enabled() -> bool:
@@ -55,22 +60,29 @@ def check_private_dir(directory: str | os.PathLike[str]) -> None:
         )
 
 
-def peer_uid(sock: socket.socket) -> int:
+def peer_credentials(sock: socket.socket) -> tuple[int, int]:
+    """(pid, uid) of the process behind ``sock``, from the kernel."""
     creds = sock.getsockopt(
         socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize(_SO_PEERCRED_FORMAT)
     )
-    _pid, uid, _gid = struct.unpack(_SO_PEERCRED_FORMAT, creds)
-    return int(uid)
+    pid, uid, _gid = struct.unpack(_SO_PEERCRED_FORMAT, creds)
+    return int(pid), int(uid)
+
+
+def peer_uid(sock: socket.socket) -> int:
+    return peer_credentials(sock)[1]
 
 
 def open_agent_socket(path: str) -> socket.socket | None:
     """A connection to the agent at ``path`` whose process is ours, or None when no agent
-    runs there (no directory, no socket, a dead agent's socket)."""
+    runs there (no directory, no socket, a dead agent's socket). Its waits are bounded by
+    GREETING_WAIT until the caller sets another timeout."""
     try:
         check_private_dir(os.path.dirname(path))
     except FileNotFoundError:
         return None
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    sock.settimeout(GREETING_WAIT)
     try:
         sock.connect(path)
     except (FileNotFoundError, ConnectionRefusedError):
