@@ -258,6 +258,31 @@ def test_store_edit_in_vim_leaves_no_copy_under_home(
     assert traces(home, b"old-value", b"vim-new-value") == []
 
 
+MODELINE = b"# vim: set fileformat=dos :"
+
+
+@pytest.mark.parametrize("which", sorted(VIMS))
+def test_a_modeline_in_the_value_does_not_change_how_it_is_saved(
+    which: str, vault: tuple[Path, Path], tmp_path: Path
+) -> None:
+    root, pw = vault
+    home, env, command = leaky_home(tmp_path, which)
+    config = home / VIMS[which][2]
+    config.write_text(config.read_text() + "set modeline\n")
+    # Control: this configuration does apply the value's modeline to a plain edit.
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"vim-old-value\n" + MODELINE + b"\n")
+    done = subprocess.run([*command.split(), str(plain)], env={**os.environ, **env})
+    assert done.returncode == 0
+    assert plain.read_bytes() == b"vim-new-value\r\n" + MODELINE + b"\r\n"
+    args = ("--vault", root, "--password-file", pw, "--no-commit")
+    value = b"old-value\n" + MODELINE
+    assert cli("store", "set", "wifi/home", *args, input=value).returncode == 0
+    edited = run(root, pw, {**env, "EDITOR": command})
+    assert edited.returncode == 0, edited.stderr
+    assert get(root, pw) == b"vim-new-value\n" + MODELINE
+
+
 def test_vim_gets_the_flags_first_and_other_editors_run_unchanged(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -7,8 +7,11 @@ pass users get the same protection from pass's redact_pass.vim plugin; here it n
 no plugin: for vim and neovim the command gets flags that switch these off for this
 one run. ``-n`` stops the swap file before the file is read, ``-i NONE`` the history
 file, and a ``-c`` command, which runs after the user's vimrc, turns off backup,
-write-backup, undo file and history. The flags hold no value. Any other editor is
-run exactly as $EDITOR says.
+write-backup, undo file and history. Modelines are off too: a value holding a line
+such as ``vim: set fileformat=dos :`` would otherwise change how the value is saved.
+They are read with the file, after the vimrc, so a ``--cmd`` autocommand switches
+them off for the buffer just before it is read. The flags hold no value. Any other
+editor is run exactly as $EDITOR says.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from aux_secrets.errors import UsageError
 
 DEFAULT_EDITOR = "vi"
 _NO_TRACES = "set nobackup nowritebackup noswapfile noundofile"
-VIM_FLAGS = ("-n", "-i", "NONE", "-c", f"{_NO_TRACES} viminfo=")
-NEOVIM_FLAGS = ("-n", "-i", "NONE", "-c", f"{_NO_TRACES} shada=")
+_NO_MODELINES = ("--cmd", "autocmd BufReadPre * setlocal nomodeline")
+VIM_FLAGS = ("-n", "-i", "NONE", *_NO_MODELINES, "-c", f"{_NO_TRACES} viminfo=")
+NEOVIM_FLAGS = ("-n", "-i", "NONE", *_NO_MODELINES, "-c", f"{_NO_TRACES} shada=")
 
 
 def editor_command() -> list[str]:
