@@ -153,3 +153,29 @@ def test_a_units_dir_that_is_no_directory_is_refused(tmp_path: Path) -> None:
     for path in (tmp_path / "missing", tmp_path / "file"):
         with pytest.raises(UsageError, match="is not a directory"):
             ActivationLists(tmp_path, path)
+
+
+def test_units_a_generator_made_at_boot_are_listed(tmp_path: Path, units: Path) -> None:
+    """The fstab generator's .mount units are not in the system's unit directory; they
+    are in /run/systemd/generator*, and switch-to-configuration restarts them."""
+    root = tmp_path / "root"
+    generator = root / "run/systemd/generator"
+    generator.mkdir(parents=True)
+    (generator / "mnt-share.mount").write_text("[Mount]\nWhat=//nas/share\nWhere=/mnt/share\n")
+    late = root / "run/systemd/generator.late"
+    late.mkdir(parents=True)
+    (late / "legacy.service").write_text("[Service]\n")
+    lists = ActivationLists(root, units)
+    wanted = ["mnt-share.mount", "legacy.service", "mnt-gone.mount", "off.service"]
+    assert lists.request("try-restart", wanted) == ("mnt-gone.mount",)
+    restart = (root / "run/nixos/activation-restart-list").read_text()
+    assert restart == "legacy.service\nmnt-share.mount\n"
+
+
+def test_the_new_systems_mask_wins_over_a_generated_unit(tmp_path: Path, units: Path) -> None:
+    root = tmp_path / "root"
+    generator = root / "run/systemd/generator"
+    generator.mkdir(parents=True)
+    (generator / "off.service").write_text("[Service]\n")
+    assert ActivationLists(root, units).request("try-restart", ["off.service"]) == ()
+    assert not (root / "run/nixos/activation-restart-list").exists()

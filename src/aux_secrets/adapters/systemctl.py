@@ -193,11 +193,22 @@ def unit_file_state(units_dir: Path, unit: str) -> UnitFile:
     return UnitFile.MISSING
 
 
+# Where systemd's generators write the units they make at boot and at daemon-reload.
+GENERATOR_DIRS = (
+    "/run/systemd/generator.early",
+    "/run/systemd/generator",
+    "/run/systemd/generator.late",
+)
+
+
 class ActivationLists:
     """Append units to NixOS switch-to-configuration's restart and reload lists.
 
     ``units_dir`` is the unit directory of the system being activated. Without it (an
-    older module) every unit is listed and none skipped.
+    older module) every unit is listed and none skipped. A unit it lacks may still be
+    one a generator made at boot: the ``.mount`` of a ``fileSystems`` entry (from
+    /etc/fstab), a ``.swap``, a ``systemd-cryptsetup@`` unit. Those are in the running
+    system's generator directories under ``root``, and are listed.
     """
 
     def __init__(self, root: Path, units_dir: Path | None = None) -> None:
@@ -225,7 +236,14 @@ class ActivationLists:
         return tuple(sorted(u for u, state in states.items() if state is UnitFile.MISSING))
 
     def _state(self, unit: str) -> UnitFile:
-        return UnitFile.PRESENT if self.units_dir is None else unit_file_state(self.units_dir, unit)
+        if self.units_dir is None:
+            return UnitFile.PRESENT
+        state = unit_file_state(self.units_dir, unit)
+        for generated in GENERATOR_DIRS:
+            if state is not UnitFile.MISSING:
+                break
+            state = unit_file_state(rooted(self.root, generated), unit)
+        return state
 
     def _append(self, name: str, units: Sequence[str]) -> None:
         path = rooted(self.root, name)
@@ -250,6 +268,7 @@ class ActivationLists:
 
 __all__ = [
     "EXIT_NOT_FOUND",
+    "GENERATOR_DIRS",
     "RELOAD_LIST",
     "RESTART_LIST",
     "UNIT_TYPES",
