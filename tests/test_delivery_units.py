@@ -92,6 +92,34 @@ def test_the_units_run_on_a_host_without_a_manifest(tmp_path: Path) -> None:
     assert "ConditionDirectoryNotEmpty=/var/lib/aux-secrets/incoming" in incoming
 
 
+def test_install_reports_the_env_files_it_wrote(tmp_path: Path) -> None:
+    vault = make_vault(tmp_path)
+    line = cli("signer", "--ssh", *vault.args()).stdout.decode().strip()
+    root = tmp_path / "root"
+    root.mkdir()
+    options = ("--incoming", "--host", "web1", "--signer", line, "--json")
+    env_dir = root / "etc/aux-secrets"
+    pull_env, delivery_env = str(env_dir / "pull.env"), str(env_dir / "delivery.env")
+
+    def run(source: str) -> dict[str, list[str]]:
+        done = install(root, "--pull-source", source, *options)
+        assert done.returncode == 0, done.stderr
+        assert b"pw@" not in done.stdout + done.stderr  # the source's password
+        doc: dict[str, list[str]] = json.loads(done.stdout)
+        return doc
+
+    first = run(URL)
+    assert {pull_env, delivery_env} <= set(first["written"])
+    again = run(URL)
+    assert again["written"] == [] and {pull_env, delivery_env} <= set(again["unchanged"])
+    moved = run("/srv/pub")
+    assert moved["written"] == [pull_env] and delivery_env in moved["unchanged"]
+    (env_dir / "delivery.env").chmod(0o644)  # as wanted again, mode included
+    assert run("/srv/pub")["written"] == [delivery_env]
+    text = install(root, "--pull-source", "/srv/pub", *options[:-1])
+    assert f"unchanged {pull_env}" in text.stderr.decode() + text.stdout.decode()
+
+
 @pytest.mark.parametrize(
     ("options", "needle"),
     [

@@ -9,6 +9,7 @@ PID 1) the manager is reloaded afterwards, and ``now`` starts the mount and the 
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -101,9 +102,10 @@ def _run(argv: Sequence[str]) -> None:
 
 def _write_env_files(
     root: Path, pull_source: str | None, host: str | None, signer: str | None
-) -> None:
+) -> tuple[list[Path], list[Path]]:
     """pull.env and delivery.env, both checked before either is written (0600: a source
-    URL may carry a password; the pair says which bundles this host takes in)."""
+    URL may carry a password; the pair says which bundles this host takes in): the
+    files written and those already as wanted."""
     from aux_secrets.core.delivery_units import (
         DELIVERY_ENV_PATH,
         PULL_ENV_PATH,
@@ -116,9 +118,20 @@ def _write_env_files(
         files.append((PULL_ENV_PATH, pull_env(pull_source)))
     if host is not None or signer is not None:
         files.append((DELIVERY_ENV_PATH, delivery_env(host, signer)))
+    written, unchanged = [], []
     for relative, data in files:
+        target = under_root(root, "/" + relative)
+        if _holds(target, data) and stat.S_IMODE(target.stat().st_mode) == 0o600:
+            unchanged.append(target)
+            continue
         _make_dirs(root, Path(relative).parent)
-        atomic_write(under_root(root, "/" + relative), data, mode=0o600)
+        atomic_write(target, data, mode=0o600)
+        written.append(target)
+    return written, unchanged
+
+
+def _holds(target: Path, data: bytes) -> bool:
+    return target.is_file() and not target.is_symlink() and target.read_bytes() == data
 
 
 def systemd_running(root: Path) -> bool:
@@ -153,12 +166,11 @@ def install_units(
         pull=pull_source is not None,
         incoming=incoming,
     )
-    _write_env_files(root, pull_source, host, signer)
-    written, unchanged = [], []
+    written, unchanged = _write_env_files(root, pull_source, host, signer)
     for unit in files:
         target = under_root(root, "/" + unit.path)
         data = unit.text.encode()
-        if target.is_file() and not target.is_symlink() and target.read_bytes() == data:
+        if _holds(target, data):
             unchanged.append(target)
             continue
         _make_dirs(root, Path(unit.path).parent)
