@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,6 +14,8 @@ from aux_secrets.errors import UsageError
 
 if TYPE_CHECKING:
     from aux_secrets.adapters.hosts import Host
+    from aux_secrets.adapters.vault import Vault
+    from aux_secrets.workflows.manifest_source import ManifestSource
     from aux_secrets.workflows.provision import Outcome, Route
 
 # --------------------------------------------------------------------------- option helpers
@@ -161,40 +164,61 @@ def host_dir(vault: Path | None) -> Any:
 # --------------------------------------------------------------------------- fleet runs
 
 
-def route_for(
-    entry: Host,
-    *,
-    local: bool,
-    target_host: str | None,
-    ssh_option: list[str],
-    use_sudo: bool | None,
-    remote_command: str | None,
-    root: Path | None,
-    remote_manifest: str | None,
-    manifest: Path | None,
-    system: Path | None,
-) -> Route:
-    from aux_secrets.adapters.hosts import options_list
-    from aux_secrets.workflows import provision
+@dataclass(frozen=True)
+class HostOptions:
+    """Where the command line says a host's manifest comes from and how to reach it; the
+    host entry in the vault fills in what is not given."""
 
-    if local and target_host:
-        raise UsageError("pass either --local or --target-host, not both")
-    if local and remote_manifest is None:
-        # On this machine the manifest we read is also the one to install from.
-        if manifest is not None:
-            remote_manifest = str(manifest.resolve())
-        elif system is not None:
-            remote_manifest = str((system / provision.SYSTEM_MANIFEST).resolve())
-    return provision.Route.for_host(
-        entry,
-        local=local,
-        target=target_host,
-        ssh_options=options_list(ssh_option),
-        use_sudo=use_sudo,
-        remote_command=remote_command,
-        root=str(root) if root is not None else None,
-        manifest=remote_manifest,
-    )
+    manifest: Path | None
+    system: Path | None
+    flake: str | None
+    local: bool
+    target_host: str | None
+    ssh_option: list[str]
+    use_sudo: bool | None
+    remote_command: str | None
+    root: Path | None
+    remote_manifest: str | None
+
+    def source(self, entry: Host, vault_root: Path) -> ManifestSource:
+        from aux_secrets.workflows.manifest_source import manifest_for_host
+
+        return manifest_for_host(
+            entry, vault_root, manifest=self.manifest, system=self.system, flake=self.flake
+        )
+
+    def route(self, entry: Host) -> Route:
+        from aux_secrets.adapters.hosts import options_list
+        from aux_secrets.workflows import provision
+
+        if self.local and self.target_host:
+            raise UsageError("pass either --local or --target-host, not both")
+        remote_manifest = self.remote_manifest
+        if self.local and remote_manifest is None:
+            # On this machine the manifest we read is also the one to install from.
+            if self.manifest is not None:
+                remote_manifest = str(self.manifest.resolve())
+            elif self.system is not None:
+                remote_manifest = str((self.system / provision.SYSTEM_MANIFEST).resolve())
+        return provision.Route.for_host(
+            entry,
+            local=self.local,
+            target=self.target_host,
+            ssh_options=options_list(self.ssh_option),
+            use_sudo=self.use_sudo,
+            remote_command=self.remote_command,
+            root=str(self.root) if self.root is not None else None,
+            manifest=remote_manifest,
+        )
+
+    def status(self, vault: Vault, entry: Host, route: Route) -> tuple[Any, str]:
+        """How to ask the host for ``status --json`` (verify, dry runs), and where it is."""
+        from aux_secrets.core.transport import describe
+        from aux_secrets.workflows import delivery
+
+        transport = delivery.choose(vault, entry, local=self.local, target_host=self.target_host)
+        status = delivery.status_runner(transport, route, entry.name)
+        return status, route.where if transport.kind == "ssh" else describe(transport)
 
 
 def fleet_names(all_hosts: bool, host: str | None, hosts: Any, what: str) -> list[str]:

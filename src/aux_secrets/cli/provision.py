@@ -99,29 +99,17 @@ def provision_command(
     common.warn_if_behind(opened.root)
     publishers = delivery.Publishers()
 
+    options = fleet.HostOptions(
+        manifest, system, flake, local, target_host, ssh_option, use_sudo, remote_command,
+        root, remote_manifest,
+    )  # fmt: skip
+
     def dry_job(name: str) -> Any:
-        from aux_secrets.core.transport import describe
         from aux_secrets.workflows.dry_run import dry_run_host
 
         entry = hosts.read(name)
-        source = provision.manifest_for_host(
-            entry, opened.root, manifest=manifest, system=system, flake=flake
-        )
-        route = fleet.route_for(
-            entry,
-            local=local,
-            target_host=target_host,
-            ssh_option=ssh_option,
-            use_sudo=use_sudo,
-            remote_command=remote_command,
-            root=root,
-            remote_manifest=remote_manifest,
-            manifest=manifest,
-            system=system,
-        )
-        transport = delivery.choose(opened, entry, local=local, target_host=target_host)
-        status = delivery.status_runner(transport, route, name)
-        where = route.where if transport.kind == "ssh" else describe(transport)
+        source, route = options.source(entry, opened.root), options.route(entry)
+        status, where = options.status(opened, entry, route)
         return dry_run_host(
             opened, scheme, entry, source, route, at=instant, status=status, where=where
         )
@@ -139,21 +127,7 @@ def provision_command(
 
     def job(name: str) -> provision.HostReport:
         entry = hosts.read(name)  # in the job: one bad host file fails only that host
-        source = provision.manifest_for_host(
-            entry, opened.root, manifest=manifest, system=system, flake=flake
-        )
-        route = fleet.route_for(
-            entry,
-            local=local,
-            target_host=target_host,
-            ssh_option=ssh_option,
-            use_sudo=use_sudo,
-            remote_command=remote_command,
-            root=root,
-            remote_manifest=remote_manifest,
-            manifest=manifest,
-            system=system,
-        )
+        source, route = options.source(entry, opened.root), options.route(entry)
         if allow_downgrade:
             route = dataclasses.replace(route, allow_downgrade=True)
         transport = delivery.choose(

@@ -49,8 +49,7 @@ def verify_command(
     password_command: str | None = fleet.PASSWORD_COMMAND_OPT,
 ) -> None:
     from aux_secrets.adapters.hosts import HostDir
-    from aux_secrets.core.transport import describe
-    from aux_secrets.workflows import delivery, provision, verify
+    from aux_secrets.workflows import provision, verify
 
     instant = fleet.parse_at(at)
     opened = common.open_vault(vault)
@@ -60,26 +59,15 @@ def verify_command(
         hosts.read(names[0])
     opened, scheme = common.unlock_vault(vault, password_file, password_command)
 
+    options = fleet.HostOptions(
+        manifest, system, flake, local, target_host, ssh_option, use_sudo, remote_command,
+        root, remote_manifest,
+    )  # fmt: skip
+
     def job(name: str) -> list[verify.Drift]:
         entry = hosts.read(name)  # in the job: one bad host file fails only that host
-        source = provision.manifest_for_host(
-            entry, opened.root, manifest=manifest, system=system, flake=flake
-        )
-        route = fleet.route_for(
-            entry,
-            local=local,
-            target_host=target_host,
-            ssh_option=ssh_option,
-            use_sudo=use_sudo,
-            remote_command=remote_command,
-            root=root,
-            remote_manifest=remote_manifest,
-            manifest=manifest,
-            system=system,
-        )
-        transport = delivery.choose(opened, entry, local=local, target_host=target_host)
-        status = delivery.status_runner(transport, route, name)
-        where = route.where if transport.kind == "ssh" else describe(transport)
+        source, route = options.source(entry, opened.root), options.route(entry)
+        status, where = options.status(opened, entry, route)
         return verify.verify_host(
             opened, scheme, entry, source, route, at=instant, status=status, where=where
         )
