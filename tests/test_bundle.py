@@ -145,7 +145,6 @@ SLOT0 = ["secrets", "db", "slots", 0]
 @pytest.mark.parametrize(
     ("path", "value", "needle"),
     [
-        (["extra"], 1, "$.extra"),
         (["host"], KeyError, "$.host"),
         (["host"], "bad host!", "$.host"),
         (["host"], 5, "$.host"),
@@ -163,8 +162,9 @@ SLOT0 = ["secrets", "db", "slots", 0]
         (["format"], "other", "format"),
         (["secrets"], [], "$.secrets"),
         (["secrets", "../etc"], {"public": None, "slots": []}, "../etc"),
-        (["secrets", "db", "extra"], 1, "$.secrets.db.extra"),
         (["secrets", "db", "slots"], [], "$.secrets.db.slots"),
+        (["critical"], "colour", "$.critical"),
+        ([*SLOT0, "critical"], [1], "critical"),
         ([*SLOT0, "role"], "future", "role"),
         ([*SLOT0, "role"], "retired", "current"),
         ([*SLOT0, "label"], "", "label"),
@@ -173,7 +173,6 @@ SLOT0 = ["secrets", "db", "slots", 0]
         ([*SLOT0, "value"], "YQ", "value"),
         ([*SLOT0, "value"], KeyError, "value"),
         (["secrets", "talos/hmac", "slots", 0, "notBefore"], "2027-01-01T00:00:00Z", "notBefore"),
-        ([*SLOT0, "unknown"], None, "unknown"),
         (["secrets", "db", "slots", 1, "label"], "static", "label"),
     ],
 )
@@ -187,13 +186,33 @@ def test_strict_decode_names_the_field(path: list[Any], value: Any, needle: str)
 
 
 @pytest.mark.parametrize("path", [["colour"], ["secrets", "db", "colour"], [*SLOT0, "colour"]])
-def test_an_unknown_field_points_at_upgrading_this_host(path: list[Any]) -> None:
-    # Payload fields are only ever added, as optional ones: a host that does not know one
-    # is older than the operator that made the bundle.
-    with pytest.raises(InputError) as info:
-        decode_payload(mutate(path, 1))
-    assert info.value.message.endswith("colour: unknown field")
+def test_a_newer_writers_field_is_skipped_unless_critical(path: list[Any]) -> None:
+    # docs/spec/evolution.md: a field this reader does not know comes from a newer
+    # aux-secrets; it is skipped, so an older host still takes the bundle...
+    plain = decode_payload(VEC.joinpath("payload.json").read_bytes())
+    assert decode_payload(mutate(path, 1)) == plain
+    # ...unless its object's critical list names it: then only a newer host may read it.
+    critical = mutate([*path[:-1], "critical"], ["colour"])
+    doc = json.loads(critical)
+    target: Any = doc
+    for key in path[:-1]:
+        target = target[key]
+    target["colour"] = 1
+    with pytest.raises(FormatVersionError) as info:
+        decode_payload(encode_doc(doc))
+    assert info.value.message.endswith(
+        "colour: a field this aux-secrets does not know, and its writer marked it critical"
+    )
     assert info.value.hint is not None and "upgrade aux-secrets on this host" in info.value.hint
+    # A critical list that names only fields the reader knows changes nothing.
+    assert decode_payload(mutate([*path[:-1], "critical"], ["colour"])) == plain
+
+
+def test_a_newer_writers_payload_must_still_be_canonical() -> None:
+    doc = json.loads(mutate(["colour"], 1))
+    spaced = json.dumps(doc, sort_keys=True).encode()  # ", " and ": " separators
+    with pytest.raises(InputError, match="canonical"):
+        decode_payload(spaced)
 
 
 def test_duplicate_keys_and_non_canonical_refused() -> None:

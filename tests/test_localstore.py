@@ -120,7 +120,8 @@ def meta_with(**changes: object) -> bytes:
 @pytest.mark.parametrize(
     ("changes", "needle"),
     [
-        ({"extra": 1}, "extra"),
+        ({"extra": 1, "critical": ["extra"]}, "extra"),
+        ({"critical": "extra"}, "critical"),
         ({"serial": KeyError}, "serial"),
         ({"serial": 0}, "serial"),
         ({"backend": "floppy"}, "backend"),
@@ -458,7 +459,9 @@ def test_credential_index_codec() -> None:
             decode_credential_index(bad)
     with pytest.raises(FormatVersionError):
         decode_credential_index(data.replace(b'"version":1', b'"version":2'))
-    with pytest.raises(InputError, match="extra"):
-        decode_credential_index(data.replace(b'{"credentials"', b'{"extra":1,"credentials"'))
+    newer = data.replace(b'{"credentials"', b'{"extra":1,"credentials"')
+    assert decode_credential_index(newer) == entries  # a newer writer's field is skipped
+    with pytest.raises(FormatVersionError, match="extra"):
+        decode_credential_index(newer.replace(b'{"extra"', b'{"critical":["extra"],"extra"'))
     with pytest.raises(InputError):
         encode_credential_index({"../x": entries["db"]})

@@ -132,6 +132,10 @@ class Host:
         """A bundle for this host signed by ``seed``'s key (default: the test signer)."""
         return signed_bundle(p, [self.recipient], seed)
 
+    def bundle_bytes(self, data: bytes) -> bytes:
+        """A bundle for this host of payload bytes made by hand, signed by the test signer."""
+        return signed_bundle(data, [self.recipient])
+
     @property
     def store_dir(self) -> Path:
         return self.root / "var/lib/aux-secrets"

@@ -17,8 +17,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal
 
+from aux_secrets.core.fields import known_fields
 from aux_secrets.core.nesting import TOO_DEEP, loads_json
 from aux_secrets.errors import FormatVersionError, InputError
 
@@ -229,25 +230,6 @@ def canonical_json(document: object) -> bytes:
     ).encode("utf-8")
 
 
-def _object(
-    value: object, where: str, required: set[str], optional: frozenset[str] = frozenset()
-) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise InputError(f"{where}: expected an object")
-    keys = set(value)
-    unknown = sorted(keys - required - optional)
-    if unknown:
-        # Signed payloads only grow optional fields: an unknown one is a newer writer.
-        raise InputError(
-            f"{where}.{unknown[0]}: unknown field",
-            hint="the bundle may come from a newer aux-secrets: upgrade aux-secrets on this host",
-        )
-    missing = sorted(required - keys)
-    if missing:
-        raise InputError(f"{where}.{missing[0]}: missing field")
-    return cast(dict[str, Any], value)
-
-
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
@@ -296,6 +278,11 @@ def _manifest(doc: object) -> Manifest | None:
     return parse_document(doc, filename="carried by the bundle ($.manifest)")
 
 
+_NEWER_BUNDLE_HINT = (
+    "the bundle may come from a newer aux-secrets: upgrade aux-secrets on this host"
+)
+
+
 def decode_payload(data: bytes) -> BundlePayload:
     """Parse and validate payload bytes; InputError / FormatVersionError naming the field."""
     if len(data) > MAX_PAYLOAD_BYTES:
@@ -311,11 +298,14 @@ def decode_payload(data: bytes) -> BundlePayload:
             f"bundle payload version {version!r} is not supported (this build reads {VERSION})",
             hint="upgrade aux-secrets on this host",
         )
-    top = _object(
+    skipped: list[str] = []  # a newer writer's fields (docs/spec/evolution.md)
+    top = known_fields(
         document,
         "$",
         {"format", "version", "host", "serial", "created", "bundleId", "fingerprintKey", "secrets"},
-        frozenset({"manifest"}),
+        {"manifest"},
+        skipped=skipped,
+        hint=_NEWER_BUNDLE_HINT,
     )
     if not isinstance(top["host"], str):
         raise InputError("$.host: expected a string")
@@ -328,14 +318,20 @@ def decode_payload(data: bytes) -> BundlePayload:
     for name, secret_doc in secrets_doc.items():
         where = f"$.secrets.{name}"
         check_secret_name(name, where)
-        sec = _object(secret_doc, where, {"slots", "public"}, frozenset({"expires"}))
+        sec = known_fields(
+            secret_doc, where, {"slots", "public"}, {"expires"}, skipped=skipped,
+            hint=_NEWER_BUNDLE_HINT,
+        )  # fmt: skip
         slots_doc = sec["slots"]
         if not isinstance(slots_doc, list):
             raise InputError(f"{where}.slots: expected a list")
         slots: list[BundleSlot] = []
         for index, slot_doc in enumerate(slots_doc):
             at = f"{where}.slots[{index}]"
-            s = _object(slot_doc, at, {"role", "label", "notBefore", "notAfter", "value"})
+            s = known_fields(
+                slot_doc, at, {"role", "label", "notBefore", "notAfter", "value"},
+                skipped=skipped, hint=_NEWER_BUNDLE_HINT,
+            )  # fmt: skip
             if s["role"] not in ROLES:
                 raise InputError(f"{at}.role: expected one of {', '.join(ROLES)}")
             if not isinstance(s["label"], str):
@@ -364,7 +360,10 @@ def decode_payload(data: bytes) -> BundlePayload:
         manifest=_manifest(top.get("manifest")),
     )
     _validate(payload)
-    if _encode_valid(payload) != data:  # validated just above: encode without checking again
+    # Canonical form, so that one payload has one byte string. With a newer writer's
+    # fields the re-encoding lacks them: then the document itself must be canonical.
+    canonical = canonical_json(document) if skipped else _encode_valid(payload)
+    if canonical != data:  # validated just above: encode without checking again
         raise InputError("bundle payload is not in canonical form")
     return payload
 

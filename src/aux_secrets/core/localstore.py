@@ -22,7 +22,6 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 
 from aux_secrets.core.bundle import (
     BUNDLE_ID_RE,
@@ -38,6 +37,7 @@ from aux_secrets.core.bundle import (
     parse_date_strict,
     parse_instant_strict,
 )
+from aux_secrets.core.fields import known_fields
 from aux_secrets.core.fingerprint import fingerprint, is_fingerprint
 from aux_secrets.errors import DecryptError, FormatVersionError, InputError
 
@@ -297,18 +297,6 @@ def encode_meta(meta: StoreMeta) -> bytes:
     return canonical_json(doc) + b"\n"
 
 
-def _fields(doc: object, where: str, names: set[str]) -> dict[str, Any]:
-    if not isinstance(doc, dict):
-        raise InputError(f"{where}: expected an object")
-    extra = sorted(set(doc) - names)
-    if extra:
-        raise InputError(f"{where}.{extra[0]}: unknown field")
-    missing = sorted(names - set(doc))
-    if missing:
-        raise InputError(f"{where}.{missing[0]}: missing field")
-    return doc
-
-
 def _signer(value: object, where: str) -> bytes:
     try:
         if not isinstance(value, str):
@@ -333,14 +321,14 @@ def decode_meta(data: bytes, *, name: str = "store metadata") -> StoreMeta:
         )
     # ``signer`` came with signed bundles; a store.json written before has none.
     # ``createdFloor`` only after activate --reset-serial.
-    top = _fields(
-        {"signer": None, "createdFloor": None, "tpm2Pcrs": None, **doc},
+    top = {"signer": None, "createdFloor": None, "tpm2Pcrs": None} | known_fields(
+        doc,
         f"{name}: $",
         {
             "format", "version", "backend", "credentialKey", "blob", "blobSha256",
-            "host", "serial", "created", "bundleId", "secrets", "signer", "createdFloor",
-            "tpm2Pcrs",
+            "host", "serial", "created", "bundleId", "secrets",
         },
+        {"signer", "createdFloor", "tpm2Pcrs"},
     )  # fmt: skip
     secrets_doc = top["secrets"]
     if not isinstance(secrets_doc, dict):
@@ -349,14 +337,15 @@ def decode_meta(data: bytes, *, name: str = "store metadata") -> StoreMeta:
     for secret, sdoc in secrets_doc.items():
         where = f"{name}: $.secrets.{secret}"
         # ``expires`` only for a store secret with an expiry date (absent in older files).
-        optional = {"expires"} & set(sdoc) if isinstance(sdoc, dict) else set()
-        s = _fields(sdoc, where, {"hasPublic", "slots"} | optional)
+        s = known_fields(sdoc, where, {"hasPublic", "slots"}, {"expires"})
         if not isinstance(s["hasPublic"], bool) or not isinstance(s["slots"], list):
             raise InputError(f"{where}: malformed")
         slots = []
         for index, slot_doc in enumerate(s["slots"]):
             at = f"{where}.slots[{index}]"
-            sl = _fields(slot_doc, at, {"fingerprint", "label", "notAfter", "notBefore", "role"})
+            sl = known_fields(
+                slot_doc, at, {"fingerprint", "label", "notAfter", "notBefore", "role"}
+            )
             if not isinstance(sl["label"], str) or not isinstance(sl["role"], str):
                 raise InputError(f"{at}: malformed")
             slots.append(
@@ -386,7 +375,7 @@ def decode_meta(data: bytes, *, name: str = "store metadata") -> StoreMeta:
         created=parse_instant_strict(top["created"], f"{name}: $.created"),
         bundle_id=top["bundleId"],
         secrets=secrets,
-        signer=None if "signer" not in doc else _signer(doc["signer"], f"{name}: $.signer"),
+        signer=None if "signer" not in doc else _signer(top["signer"], f"{name}: $.signer"),
         created_floor=None
         if top["createdFloor"] is None
         else parse_instant_strict(top["createdFloor"], f"{name}: $.createdFloor"),
@@ -428,7 +417,7 @@ def decode_credential_index(data: bytes, *, name: str = "credential index") -> d
         raise InputError(f"{name}: not a credential index")
     if doc.get("version") != VERSION or isinstance(doc.get("version"), bool):
         raise FormatVersionError(f"{name}: version {doc.get('version')!r} is not supported")
-    top = _fields(doc, f"{name}: $", {"credentials", "format", "version"})
+    top = known_fields(doc, f"{name}: $", {"credentials", "format", "version"})
     entries = top["credentials"]
     if not isinstance(entries, dict):
         raise InputError(f"{name}: $.credentials: expected an object")
