@@ -77,6 +77,25 @@ def test_host_option_without_manifest(tmp_path: Path) -> None:
     assert_one_line_error(clash, "--host web9")
 
 
+def test_a_store_that_changes_hosts_says_so(tmp_path: Path) -> None:
+    """A host without a manifest is named by --host: taking another host's bundle there
+    (a cloned host key, a wrong --host) is allowed, as a renamed host needs, but said."""
+    host = Host(tmp_path, backend="systemd-creds")
+    args = ["activate", "--bundle", "-", "--root", str(host.root)]
+    first = cli(*args, "--host", "web1", input=host.bundle(payload(1)), env=host.cli_env)
+    assert first.returncode == 0, first.stderr
+    assert b"warning" not in first.stderr
+    same = cli(*args, "--host", "web1", input=host.bundle(payload(2)), env=host.cli_env)
+    assert same.returncode == 0 and b"warning" not in same.stderr
+    other = cli(*args, "--host", "db7", input=host.bundle(payload(3, host="db7")), env=host.cli_env)
+    assert other.returncode == 0, other.stderr
+    warned = [x for x in other.stderr.decode().splitlines() if "warning" in x]
+    assert warned == [
+        "aux-secrets: warning: the local store held host web1's secrets; it now holds host "
+        "db7's (a renamed host, or another host's bundle taken by mistake)"
+    ]
+
+
 @pytest.mark.parametrize("serial", [3, 2])
 def test_replay_refused_nothing_changed(tmp_path: Path, serial: int) -> None:
     host = Host(tmp_path)

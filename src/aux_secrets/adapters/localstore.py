@@ -289,7 +289,7 @@ class LocalStore(StoreCredentials):
             signer=envelope.signer,
             replaced_signer=replaced,
             carried_manifest=manifest is payload.manifest and manifest is not None,
-            warnings=warnings,
+            warnings=(*_renamed(old, payload.host), *warnings),
             payload=payload,
         )
 
@@ -325,6 +325,17 @@ class LocalStore(StoreCredentials):
                 hint="make a fresh bundle: aux-secrets bundle --host " + host,
             )
         return payload.created  # from now on, nothing made before this one
+
+
+def _renamed(old: StoreMeta | None, host: str) -> tuple[str, ...]:
+    """A store that changes hosts is said out loud: a renamed host, or (cloned host keys,
+    a wrong --host) another host's secrets taken in by mistake."""
+    if old is None or old.host == host:
+        return ()
+    return (
+        f"the local store held host {old.host}'s secrets; it now holds host {host}'s "
+        "(a renamed host, or another host's bundle taken by mistake)",
+    )
 
 
 def _changes(old: StoreMeta | None, new: StoreMeta) -> tuple[tuple[str, ...], tuple[str, ...]]:
