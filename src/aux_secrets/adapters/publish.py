@@ -90,7 +90,10 @@ class Publisher:
         return done
 
     def close(self) -> Path:
-        """Merge what was published into ``index.json`` (other hosts' entries stay)."""
+        """Merge what was published into ``index.json`` (other hosts' entries stay); with
+        nothing published (the run failed before), the index is left as it is."""
+        if not self._done:
+            return self.directory / INDEX_NAME
         with file_lock(self.directory / LOCK_NAME, what="publish lock"):
             entries = read_index(self.directory)
             with self._mutex:
@@ -131,6 +134,13 @@ def read_index(directory: Path) -> dict[str, dict[str, object]]:
         raise InputError(f"{where}: expected exactly 'format', 'version' and 'hosts'")
     for host, entry in hosts.items():
         check_host_name(host, f"{where}: host")
-        if not isinstance(entry, dict) or set(entry) != _ENTRY_KEYS:
+        if not isinstance(entry, dict) or set(entry) != _ENTRY_KEYS or not _entry_ok(entry):
             raise InputError(f"{where}: entry {host!r} is malformed")
     return dict(hosts)
+
+
+def _entry_ok(entry: dict[str, object]) -> bool:
+    """Each field has the type :meth:`Published.entry` writes (kept as is for other hosts)."""
+    counts = (entry["serial"], entry["bytes"])
+    texts = (entry["file"], entry["created"], entry["sha256"])
+    return all(type(n) is int and n >= 0 for n in counts) and all(isinstance(t, str) for t in texts)
