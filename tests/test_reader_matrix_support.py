@@ -9,9 +9,11 @@ damages one file, runs one real command, and checks that the command failed safe
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import stat
 import subprocess
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aux_secrets.adapters.bundle_age import open_bundle, seal_bundle
+from aux_secrets.core.bundle import canonical_json
 from aux_secrets.core.bundle_sign import Envelope, canonical_envelope, open_envelope, sign_payload
 from aux_secrets.core.delivery_units import delivery_env, pull_env
 from tests.bundles import TEST_SIGNER_LINE, TEST_SIGNER_SEED
@@ -74,12 +77,22 @@ class World:
         """pull.env and delivery.env as the pull unit's EnvironmentFile= lines give them."""
         env: dict[str, str] = {}
         for name in ("pull.env", "delivery.env"):
-            text = (self.root / "etc/aux-secrets" / name).read_bytes().decode("utf-8", "replace")
-            for line in text.splitlines():
-                key, sep, value = line.partition("=")
-                if sep and not line.startswith("#"):
-                    env[key.strip()] = value
+            for line in (self.root / "etc/aux-secrets" / name).read_bytes().splitlines():
+                env.update(_assignment(line))
         return env
+
+
+def _assignment(line: bytes) -> dict[str, str]:
+    """One EnvironmentFile= line as systemd takes it: NAME=VALUE in UTF-8, else nothing."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        return {}
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or "\0" in value or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+        return {}
+    return {key: value}
 
 
 def _ok(result: subprocess.CompletedProcess[bytes]) -> None:
@@ -274,7 +287,7 @@ def payload_field(name: str, value: object) -> Callable[[bytes], bytes]:
         doc = json.loads(payload)
         assert name in doc, name
         doc[name] = value(doc[name]) if callable(value) else value
-        return json.dumps(doc).encode()
+        return canonical_json(doc)  # as a writer makes it: only the changed value differs
 
     return change
 
@@ -287,3 +300,26 @@ def signature_kept(world: World, path: Path) -> None:
     forged = Envelope(envelope.signer, envelope.signature, payload)
     recipient = (world.top / "web1_host_key.pub").read_text()
     path.write_bytes(seal_bundle(canonical_envelope(forged), [recipient]))
+
+
+def set_byte(offset: int, value: int) -> Damage:
+    def edit(_: World, path: Path) -> None:
+        data = bytearray(path.read_bytes())
+        data[offset] = value
+        path.write_bytes(bytes(data))
+
+    return edit
+
+
+def rehashed(damage: Damage) -> Damage:
+    """``damage`` to the local store's blob, with store.json's blobSha256 made to match:
+    what the blob's own MAC or header must then catch."""
+
+    def edit(world: World, path: Path) -> None:
+        damage(world, path)
+        meta = world.store_dir / "store.json"
+        doc = json.loads(meta.read_bytes())
+        doc["blobSha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+        meta.write_text(json.dumps(doc))
+
+    return edit
