@@ -141,6 +141,13 @@ AUX_V1_SEED = [
     row("vault/seed.aux-v1", wrong_password, derive_wrong_password, "wrong-key"),
 ]
 
+PASSWORD_FILE = [
+    row("vault.pw", empty, derive, "empty"),
+    row("vault.pw", half, derive, "half"),  # half a password is a wrong one
+    row("vault.pw", random_bytes, derive, "random"),
+    # a password file has no format, version or key of its own: its rows end here.
+]
+
 GOKEY_SEED = [
     row("gokey.seed", half, gokey_derive, "half"),
     row("gokey.seed", half, gokey_init, "half"),
@@ -258,6 +265,7 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> World:
     ("file", "damage", "command"),
     VAULT_TOML
     + AUX_V1_SEED
+    + PASSWORD_FILE
     + GOKEY_SEED
     + STORE_FILE
     + HOST_FILE

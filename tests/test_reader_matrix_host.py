@@ -12,6 +12,8 @@ newer writer, so no row adds one: values, versions and lengths are damaged inste
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -75,6 +77,30 @@ def pull(w: World) -> list[str | Path]:
     return ["pull", "--root", w.root]
 
 
+def install_creds(w: World) -> list[str | Path]:
+    return ["install", "--root", w.creds_root]
+
+
+def install_creds_other_machine(w: World) -> list[str | Path]:
+    return ["install", "--root", w.creds_root]
+
+
+def env_for(world: World, command: Command) -> dict[str, str] | None:
+    """The environment a command runs with on the host: the pull unit's env files, or
+    systemd-creds' host key (this machine's, or another one's)."""
+    if command is pull:
+        return world.pull_env()
+    if command is install_creds:
+        return world.creds_env()
+    if command is install_creds_other_machine:
+        return world.creds_env("other-credential.secret")
+    return None
+
+
+def unchanged(_: World, path: Path) -> None:
+    """No change to the file: the command opens it with another key."""
+
+
 def row(file: str, damage: Damage, command: Command, name: str) -> object:
     return pytest.param(
         file, damage, command, id=f"{file.rsplit('/', 1)[-1]}:{name}:{command.__name__}"
@@ -124,6 +150,29 @@ BUNDLE = [
     row("next.age", resealed(lambda p: p, seed=OTHER_SIGNER_SEED), activate, "wrong-signer"),
     row("next.age", resealed(payload_field("host", "web2")), activate, "other-host"),
     row("next.age", resealed(payload_field("serial", lambda s: s - 10**6)), activate, "older"),
+]
+
+
+def other_host_key(world: World, path: Path) -> None:
+    shutil.copyfile(world.top / "web2_host_key", path)
+
+
+HOST_KEY = "root-web1/etc/ssh/ssh_host_ed25519_key"
+IDENTITY = [
+    row(HOST_KEY, half, activate, "half"),
+    row(HOST_KEY, empty, activate, "empty"),
+    row(HOST_KEY, random_bytes, activate, "random"),
+    row(HOST_KEY, other_host_key, activate, "wrong-key"),
+    # wrong version: an OpenSSH key file has no version of ours; tampered: see BUNDLE.
+]
+
+CREDS_BLOB = "root-creds/var/lib/aux-secrets/BLOB"
+CREDS = [
+    row(CREDS_BLOB, unchanged, install_creds_other_machine, "wrong-key"),
+    row(CREDS_BLOB, rehashed(flip(20)), install_creds, "tampered-sealed-key"),
+    row(CREDS_BLOB, rehashed(flip(-1)), install_creds, "tampered-rehashed"),
+    row(CREDS_BLOB, rehashed(half), install_creds, "half-rehashed"),
+    # credentials/index.json is a cache: a damaged one only seals every credential again.
 ]
 
 
@@ -205,7 +254,10 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> World:
 
 
 def target(world: World, file: str) -> Path:
-    return world.blob() if file == BLOB else world.top / file
+    if file.endswith("/BLOB"):
+        store = world.top / file.removesuffix("/BLOB")
+        return store / str(json.loads((store / "store.json").read_bytes())["blob"])
+    return world.top / file
 
 
 @pytest.mark.parametrize(
@@ -215,6 +267,8 @@ def target(world: World, file: str) -> Path:
     + store_json_value_rows(install)
     + store_json_rows(status)
     + blob_rows(install)
+    + IDENTITY
+    + CREDS
     + AUDIT
     + PULL_INPUTS,
 )
@@ -224,14 +278,14 @@ def test_a_damaged_host_file_fails_safely(
     world = copy_world(pristine, tmp_path / "world")
     damage(world, target(world, file))
     before = snapshot(world.top)
-    env = world.pull_env() if command is pull else None
-    assert_failed_safely(world, cli(*command(world), env=env), before)
+    assert_failed_safely(world, cli(*command(world), env=env_for(world, command)), before)
 
 
-@pytest.mark.parametrize("command", [activate, install, status, audit_verify, audit_show, pull])
+@pytest.mark.parametrize(
+    "command", [activate, install, status, audit_verify, audit_show, pull, install_creds]
+)
 def test_the_undamaged_host_succeeds(pristine: World, tmp_path: Path, command: Command) -> None:
     """Each command of the matrix works on the pristine host: a row fails for its damage."""
     world = copy_world(pristine, tmp_path / "world")
-    env = world.pull_env() if command is pull else None
-    result = cli(*command(world), env=env)
+    result = cli(*command(world), env=env_for(world, command))
     assert result.returncode == 0, result.stderr

@@ -63,6 +63,14 @@ class World:
     def host_key(self) -> Path:
         return self.root / "etc/ssh/ssh_host_ed25519_key"
 
+    @property
+    def creds_root(self) -> Path:
+        return self.top / "root-creds"
+
+    def creds_env(self, secret: str = "credential.secret") -> dict[str, str]:
+        """systemd-creds' host key of this machine (or another one's)."""
+        return {"SYSTEMD_CREDENTIAL_SECRET": str(self.top / secret), "SYSTEMD_LOG_LEVEL": "err"}
+
     def blob(self) -> Path:
         return self.store_dir / str(
             json.loads((self.store_dir / "store.json").read_bytes())["blob"]
@@ -121,6 +129,32 @@ def _gokey_seed(top: Path) -> None:
     subprocess.run(argv, check=True)
 
 
+def _activate_and_install(vault: Vault, manifest: Path, root: Path, env: dict[str, str]) -> None:
+    first = root.parent / "first.age"
+    _ok(cli("bundle", "--host", "web1", "--manifest", manifest, "-o", first, *vault.args()))
+    _ok(cli("activate", "--bundle", first, "--root", root, env=env))
+    _ok(cli("install", "--root", root, env=env))
+    first.unlink()
+
+
+def _creds_host(world: World) -> None:
+    """A second root for web1 whose store is sealed with systemd-creds' host key, and
+    another machine's credential host key (the wrong key for it)."""
+    (world.creds_root / "etc").mkdir(parents=True)
+    shutil.copytree(world.root / "etc/ssh", world.creds_root / "etc/ssh")
+    doc = json.loads(world.manifest.read_bytes())
+    doc["settings"]["backend"] = "systemd-creds"
+    doc["secrets"]["db/password"]["credential"] = {"name": "db", "units": []}
+    manifest = world.creds_root / "etc/aux-secrets/manifest.json"
+    manifest.parent.mkdir()
+    manifest.write_text(json.dumps(doc))
+    _activate_and_install(world.vault, manifest, world.creds_root, world.creds_env())
+    creds = require_program("systemd-creds", "systemd")
+    argv = [creds, "encrypt", "--with-key=host", "--name=x", "-", "-"]
+    env = {**os.environ, **world.creds_env("other-credential.secret")}
+    subprocess.run(argv, input=b"x", env=env, check=True, capture_output=True)
+
+
 def build_world(top: Path) -> World:
     top.mkdir()
     world = World(top)
@@ -129,29 +163,23 @@ def build_world(top: Path) -> World:
     _keygen(top / "web2_host_key")
     for each in (vault, other):
         _add_store_and_host(top, each, host_pub)
-    host = make_host_root(
-        top, "web1", top / "web1_host_key", {"api/token": {"source": {"store": "api-token"}}}
-    )
+    store_secret: dict[str, object] = {"api/token": {"source": {"store": "api-token"}}}
+    host = make_host_root(top, "web1", top / "web1_host_key", store_secret)
     doc = json.loads(host.manifest.read_bytes())
     doc["settings"]["bundleSigners"] = [_signer_line(vault), TEST_SIGNER_LINE]
     host.manifest.write_text(json.dumps(doc))
-    first = top / "first.age"
-    _ok(cli("bundle", "--host", "web1", "--manifest", host.manifest, "-o", first, *vault.args()))
-    _ok(cli("activate", "--bundle", first, "--root", host.root))
-    _ok(cli("install", "--root", host.root))
-    first.unlink()
-    _ok(
-        cli(
-            "bundle",
-            "--host",
-            "web1",
-            "--manifest",
-            host.manifest,
-            "-o",
-            top / "next.age",
-            *vault.args(),
-        )
-    )
+    _activate_and_install(vault, host.manifest, host.root, {})
+    _creds_host(world)
+    bundle: list[str | Path] = [
+        "bundle",
+        "--host",
+        "web1",
+        "--manifest",
+        host.manifest,
+        "-o",
+        top / "next.age",
+    ]
+    _ok(cli(*bundle, *vault.args()))
     publish: list[str | Path] = [
         "provision",
         "--host",
@@ -317,7 +345,7 @@ def rehashed(damage: Damage) -> Damage:
 
     def edit(world: World, path: Path) -> None:
         damage(world, path)
-        meta = world.store_dir / "store.json"
+        meta = path.parent / "store.json"  # the blob's own store
         doc = json.loads(meta.read_bytes())
         doc["blobSha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
         meta.write_text(json.dumps(doc))
