@@ -133,7 +133,7 @@ def provision_command(
         transport = delivery.choose(
             opened, entry, local=local, target_host=target_host, publish=publish
         )
-        delivery.check_publish_dir(opened, transport, publishers)
+        delivery.check_publish_dir(opened, transport)
         loaded = provision.load_manifest(source)
         for secret, note in expiry_notes(opened, loaded, (instant or datetime.now(UTC)).date()):
             output.warning(f"host {name}: {secret}: {note}")

@@ -103,9 +103,9 @@ def rebuild_command(
     # --host lets a host without a manifest yet (its first deployment) take the bundle.
     route = dataclasses.replace(route, host_name=name)
     transport = transport_for(opened, entry)
-    publishers = delivery.Publishers()
-    delivery.check_publish_dir(opened, transport, publishers)
+    delivery.check_publish_dir(opened, transport)
     bundle = provision.make_bundle(opened, scheme, entry, manifest, label=source.label)
+    publishers = delivery.Publishers()
     try:
         report = delivery.deliver(
             opened, transport, bundle, route, publishers=publishers, steps=("activate",)

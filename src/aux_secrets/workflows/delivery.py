@@ -84,11 +84,13 @@ def publish_dir(vault: Vault, transport: PublishTransport) -> Path:
     return path if path.is_absolute() else vault.root / path
 
 
-def check_publish_dir(vault: Vault, transport: Transport, publishers: Publishers) -> None:
-    """Open a publish transport's directory (its index checked) before a bundle is made:
+def check_publish_dir(vault: Vault, transport: Transport) -> None:
+    """Check a publish transport's index before a bundle is made (nothing is created):
     a damaged index then fails the run before a serial is recorded for nothing."""
     if isinstance(transport, PublishTransport):
-        publishers.get(publish_dir(vault, transport))
+        from aux_secrets.adapters.publish import read_index
+
+        read_index(publish_dir(vault, transport))
 
 
 def parcel(bundle: Bundle, route: Route) -> Parcel:
