@@ -186,7 +186,26 @@ def meta_for(
     tpm2_pcrs: str | None = None,
 ) -> StoreMeta:
     """Metadata of a payload about to become active (fingerprints under its own key)."""
-    secrets = {
+    meta = StoreMeta(
+        backend=backend,
+        credential_key=credential_key,
+        blob=blob,
+        blob_sha256=blob_sha256,
+        host=payload.host,
+        serial=payload.serial,
+        created=payload.created,
+        bundle_id=payload.bundle_id,
+        secrets=_secrets_meta(payload),
+        signer=signer,
+        created_floor=created_floor,
+        tpm2_pcrs=tpm2_pcrs,
+    )
+    _validate_meta(meta, "store metadata")
+    return meta
+
+
+def _secrets_meta(payload: BundlePayload) -> dict[str, SecretMeta]:
+    return {
         name: SecretMeta(
             slots=tuple(
                 SlotMeta(
@@ -203,22 +222,6 @@ def meta_for(
         )
         for name, secret in sorted(payload.secrets.items())
     }
-    meta = StoreMeta(
-        backend=backend,
-        credential_key=credential_key,
-        blob=blob,
-        blob_sha256=blob_sha256,
-        host=payload.host,
-        serial=payload.serial,
-        created=payload.created,
-        bundle_id=payload.bundle_id,
-        secrets=secrets,
-        signer=signer,
-        created_floor=created_floor,
-        tpm2_pcrs=tpm2_pcrs,
-    )
-    _validate_meta(meta, "store metadata")
-    return meta
 
 
 def _validate_meta(meta: StoreMeta, name: str) -> None:
@@ -394,6 +397,15 @@ def check_payload_matches(payload: BundlePayload, meta: StoreMeta, *, name: str)
     ):
         raise InputError(
             f"{name} does not hold the bundle its metadata names (store corrupted or swapped)",
+            hint="deliver the bundle again: aux-secrets provision --host HOST",
+        )
+    # status reports store.json's fingerprints without decrypting: they must be the
+    # sealed values' (``expires`` is left out: a store.json from before it was recorded).
+    sealed = {n: (m.slots, m.has_public) for n, m in _secrets_meta(payload).items()}
+    if sealed != {n: (m.slots, m.has_public) for n, m in meta.secrets.items()}:
+        raise InputError(
+            f"{name}: its secrets are not the ones its metadata lists (store.json edited "
+            "or corrupted)",
             hint="deliver the bundle again: aux-secrets provision --host HOST",
         )
 
