@@ -44,40 +44,21 @@ def derive_wrong_password(w: World) -> list[str | Path]:
     return ["derive", "db/web1", "--vault", w.vault.root, "--password-file", w.top / "gokey.pw"]
 
 
+def _gokey_seed(w: World, *, option: str = "--seed") -> list[str | Path]:
+    return ["--scheme", "gokey", option, w.top / "gokey.seed", "--seed-mode", "v2"]
+
+
 def gokey_derive(w: World) -> list[str | Path]:
-    seed: list[str | Path] = [
-        "--scheme",
-        "gokey",
-        "--seed",
-        w.top / "gokey.seed",
-        "--seed-mode",
-        "v2",
-    ]
-    return ["derive", "db/web1", *seed, "--password-file", w.top / "gokey.pw"]
+    return ["derive", "db/web1", *_gokey_seed(w), "--password-file", w.top / "gokey.pw"]
 
 
 def gokey_init(w: World) -> list[str | Path]:
-    seed: list[str | Path] = [
-        "--scheme",
-        "gokey",
-        "--import-gokey-seed",
-        w.top / "gokey.seed",
-        "--seed-mode",
-        "v2",
-    ]
+    seed = _gokey_seed(w, option="--import-gokey-seed")
     return ["init", w.top / "imported", *seed, "--password-file", w.top / "gokey.pw"]
 
 
 def gokey_wrong_password(w: World) -> list[str | Path]:
-    seed: list[str | Path] = [
-        "--scheme",
-        "gokey",
-        "--seed",
-        w.top / "gokey.seed",
-        "--seed-mode",
-        "v2",
-    ]
-    return ["derive", "db/web1", *seed, "--password-file", w.top / "vault.pw"]
+    return ["derive", "db/web1", *_gokey_seed(w), "--password-file", w.top / "vault.pw"]
 
 
 def store_get(w: World) -> list[str | Path]:
